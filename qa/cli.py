@@ -1,0 +1,140 @@
+"""`qa` command line: index, ask, eval, serve."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+import time
+
+from .loader import DocumentError
+from .settings import load_settings
+from .store import IndexError_
+
+EXIT_USAGE = 2
+
+
+def _service(args, build_if_missing=True):
+    from .pipeline import QAService
+
+    return QAService.open(_settings(args), build_if_missing=build_if_missing)
+
+
+def _settings(args):
+    overrides = {}
+    if getattr(args, "corpus", None):
+        from pathlib import Path
+
+        overrides["corpus_dir"] = Path(args.corpus)
+    if getattr(args, "index_dir", None):
+        from pathlib import Path
+
+        overrides["index_dir"] = Path(args.index_dir)
+    if getattr(args, "model", None):
+        overrides["embedding_model"] = args.model
+    return load_settings(**overrides)
+
+
+def cmd_index(args) -> int:
+    from .pipeline import QAService
+
+    settings = _settings(args)
+    service = QAService(settings)
+    if not args.rebuild:
+        try:
+            from .store import load_index
+
+            service.index = load_index(settings.index_dir, settings)
+        except IndexError_ as exc:
+            print(f"note: {exc}; building from scratch", file=sys.stderr)
+    report = service.reindex(rebuild=args.rebuild)
+    for problem in report.problems:
+        print(f"skipped: {problem}", file=sys.stderr)
+    print(f"indexed {report.documents} documents into {report.chunks} chunks in {report.seconds:.2f}s "
+          f"(re-embedded {report.embedded_documents} documents / {report.embedded_chunks} chunks, "
+          f"reused {report.reused_documents} unchanged) -> {settings.index_dir}")
+    return 0
+
+
+def cmd_ask(args) -> int:
+    from .pipeline import QuestionError
+
+    question = " ".join(args.question) if args.question else sys.stdin.read()
+    service = _service(args)
+    for message in service.messages:
+        print(f"note: {message}", file=sys.stderr)
+    started = time.perf_counter()
+    try:
+        answer = service.ask(question, top_k=args.top_k)
+    except QuestionError as exc:
+        if args.json:
+            print(json.dumps({"error": str(exc)}, ensure_ascii=False))
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if args.json:
+        print(json.dumps(answer.to_json_dict(), ensure_ascii=False, indent=2))
+        return 0
+    print(answer.text)
+    for n, c in enumerate(answer.citations, 1):
+        print(f"  [{n}] {c.title or c.doc} chars {c.start}-{c.end} (score {c.score:.3f})")
+    print(f"({answer.mode}, {time.perf_counter() - started:.2f}s)", file=sys.stderr)
+    return 0
+
+
+def cmd_eval(args) -> int:
+    from .evaluation.runner import main as eval_main
+
+    return eval_main(args)
+
+
+def cmd_serve(args) -> int:
+    from .app import launch
+
+    launch(_settings(args), host=args.host, port=args.port)
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="qa", description="Question answering over Chinese documents, with cited sources.")
+    parser.add_argument("--corpus", help="corpus folder (default: corpus/)")
+    parser.add_argument("--index-dir", help="index folder (default: index/)")
+    parser.add_argument("--model", help="sentence-transformers model name or path (default: bundled multilingual-e5-small)")
+    parser.add_argument("-v", "--verbose", action="store_true")
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    p = sub.add_parser("index", help="build or update the index of the corpus")
+    p.add_argument("--rebuild", action="store_true", help="re-embed every document")
+    p.set_defaults(func=cmd_index)
+
+    p = sub.add_parser("ask", help="ask a question")
+    p.add_argument("question", nargs="*", help="the question (read from stdin when omitted)")
+    p.add_argument("--json", action="store_true", help="print the answer, citations and hits as JSON")
+    p.add_argument("--top-k", type=int, default=None, help="passages to retrieve")
+    p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("eval", help="evaluate on a question set or a SQuAD-format benchmark")
+    from .evaluation.args import add_eval_arguments
+
+    add_eval_arguments(p)
+    p.set_defaults(func=cmd_eval)
+
+    p = sub.add_parser("serve", help="start the Gradio chat app")
+    p.add_argument("--host", default=None, help="bind address (default 127.0.0.1)")
+    p.add_argument("--port", type=int, default=None)
+    p.set_defaults(func=cmd_serve)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
+    try:
+        return args.func(args)
+    except (IndexError_, DocumentError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    sys.exit(main())

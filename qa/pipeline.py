@@ -1,0 +1,190 @@
+"""The question-answering service: owns the index, answers questions, adds documents.
+
+One instance serves the CLI, the Gradio app and the evaluator. The active index is swapped
+under a lock, so questions keep being answered while a new document is being indexed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import threading
+import time
+import unicodedata
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Iterator
+
+from .aliases import AliasLexicon
+from .conversation import rewrite_query
+from .loader import DocumentError, document_from_bytes, load_corpus, load_metadata
+from .reader import ExtractiveReader
+from .retriever import HybridRetriever
+from .settings import Settings, load_settings
+from .store import IndexCorruptError, IndexMissingError, Progress, SearchIndex, build_index, load_index, save_index
+from .text import strip_control
+from .types import Answer, Document
+
+log = logging.getLogger(__name__)
+
+
+class QuestionError(ValueError):
+    """A question that cannot be asked; the message is meant for the user."""
+
+
+@dataclass
+class IndexReport:
+    documents: int
+    chunks: int
+    reused_documents: int
+    embedded_documents: int
+    embedded_chunks: int
+    seconds: float
+    problems: list[str]
+    message: str = ""
+
+
+def clean_question(question: str | None, settings: Settings) -> str:
+    text = strip_control(question or "").strip()
+    if not text:
+        raise QuestionError("Please type a question.")
+    if len(text) > settings.max_question_chars:
+        raise QuestionError(f"The question is too long ({len(text):,} characters; the limit is "
+                            f"{settings.max_question_chars:,}). Please shorten it.")
+    return text
+
+
+_UNSAFE_NAME = re.compile(r"[^\w.\- ()\u3000-\u9fff]+")
+
+
+def safe_file_name(name: str) -> str:
+    """A plain file name for corpus/: no folders, no traversal, no hidden or control characters."""
+    base = unicodedata.normalize("NFC", os.path.basename(str(name).replace("\\", "/"))).strip()
+    base = _UNSAFE_NAME.sub("_", base).lstrip(".").strip()
+    if not base or base in {".", ".."}:
+        raise DocumentError(f"{name!r}: not a usable file name")
+    return base[:120]
+
+
+class QAService:
+    def __init__(self, settings: Settings | None = None, index: SearchIndex | None = None, embedder=None):
+        self.settings = settings or load_settings()
+        self._embedder = embedder
+        self.aliases = AliasLexicon.load(self.settings.corpus_dir)
+        self.index = index
+        self.messages: list[str] = []  # what happened at start-up (rebuilds, skipped files)
+        self._lock = threading.RLock()  # guards index swaps and corpus writes
+
+    # ------------------------------------------------------------ set-up
+    @property
+    def embedder(self):
+        if self._embedder is None:
+            from .embedding import get_embedder
+
+            self._embedder = get_embedder(self.settings)
+        return self._embedder
+
+    @classmethod
+    def open(cls, settings: Settings | None = None, build_if_missing: bool = True, progress: Progress | None = None) -> "QAService":
+        """Load the persisted index; build it if missing, rebuild it (with a message) if corrupted.
+
+        A model mismatch is not repaired silently: it raises ModelMismatchError telling the user to rebuild.
+        """
+        service = cls(settings)
+        try:
+            service.index = load_index(service.settings.index_dir, service.settings)
+        except IndexMissingError:
+            if not build_if_missing:
+                raise
+            service.messages.append("No index yet: building it from the corpus.")
+            service.reindex(progress=progress)
+        except IndexCorruptError as exc:
+            if not build_if_missing:
+                raise
+            service.messages.append(f"{exc}. Rebuilt the index from the corpus.")
+            log.warning("%s; rebuilding", exc)
+            service.reindex(rebuild=True, progress=progress)
+        return service
+
+    def reindex(self, rebuild: bool = False, progress: Progress | None = None) -> IndexReport:
+        """Index corpus/ incrementally (unchanged documents keep their vectors) and persist atomically."""
+        with self._lock:
+            started = time.perf_counter()
+            documents, problems = load_corpus(self.settings.corpus_dir, self.settings.max_upload_bytes)
+            report = self._install(documents, None if rebuild else self.index, progress)
+            report.problems = problems
+            report.seconds = round(time.perf_counter() - started, 3)
+            self.aliases = AliasLexicon.load(self.settings.corpus_dir)
+            return report
+
+    def index_documents(self, documents: list[Document], persist: bool = False, progress: Progress | None = None) -> IndexReport:
+        """Index in-memory documents (benchmarks): replaces the active index, persisted only if asked."""
+        with self._lock:
+            return self._install(documents, None, progress, persist=persist)
+
+    def _install(self, documents, previous, progress, persist: bool = True) -> IndexReport:
+        started = time.perf_counter()
+        index, stats = build_index(documents, self.settings, self.embedder, previous, progress)
+        if persist:
+            save_index(index, self.settings.index_dir)
+        self.index = index
+        return IndexReport(len(documents), len(index.chunks), stats["reused_documents"], stats["embedded_documents"],
+                           stats["embedded_chunks"], round(time.perf_counter() - started, 3), [])
+
+    # ------------------------------------------------------------ documents
+    def add_document(self, name: str, data: bytes, progress: Progress | None = None) -> IndexReport:
+        """Validate an uploaded file, store it in corpus/ and index it; nothing changes if it is rejected."""
+        file_name = safe_file_name(name)
+        metadata = load_metadata(self.settings.corpus_dir).get(file_name)
+        document_from_bytes(file_name, data, metadata, self.settings.max_upload_bytes)  # raises DocumentError
+        corpus = self.settings.corpus_dir.resolve()
+        target = (corpus / file_name).resolve()
+        if target.parent != corpus:
+            raise DocumentError(f"{name!r}: not a usable file name")
+        with self._lock:
+            tmp = corpus / f".upload-{uuid.uuid4().hex}.tmp"
+            tmp.write_bytes(data)
+            os.replace(tmp, target)
+            report = self.reindex(progress=progress)
+        report.message = f"Added {file_name}: {report.embedded_chunks} new passages indexed ({report.chunks} in total)."
+        return report
+
+    def status(self) -> dict:
+        if self.index is None:
+            return {"documents": 0, "chunks": 0, "model": self.settings.embedding_model, "built_at": "never"}
+        return self.index.status()
+
+    # ------------------------------------------------------------ questions
+    def retrieval_query(self, question: str, history: list[str] | None = None) -> str:
+        return rewrite_query(question, [h for h in (history or []) if h and h.strip()], self.aliases)
+
+    def ask(self, question: str, history: list[str] | None = None, top_k: int | None = None,
+            retrieval_mode: str = "hybrid") -> Answer:
+        """Answer with quoted, cited sentences, or abstain. Raises QuestionError for unusable input."""
+        text = clean_question(question, self.settings)
+        with self._lock:
+            index = self.index
+        if index is None:
+            raise QuestionError("The index is not built yet; run `qa index` first.")
+        query = self.retrieval_query(text, history)
+        retriever = HybridRetriever(index, self.embedder, self.aliases, self.settings)
+        vector = retriever.embed_query(query)
+        hits = retriever.retrieve(query, top_k or self.settings.top_k, mode=retrieval_mode, query_vector=vector)
+        answer = self.reader.read(text if query == text else query, hits, vector, index.title)
+        answer.question, answer.query = text, query
+        return answer
+
+    @property
+    def reader(self) -> ExtractiveReader:
+        if getattr(self, "_reader", None) is None or self._reader.aliases is not self.aliases:
+            self._reader = ExtractiveReader(self.embedder, self.aliases, self.settings)
+        return self._reader
+
+    def ask_stream(self, question: str, history: list[str] | None = None, top_k: int | None = None) -> Iterator[tuple[str, Answer | None]]:
+        """Yields growing partial answer texts, then (full text, Answer)."""
+        answer = self.ask(question, history, top_k)
+        for end in range(8, len(answer.text), 8):
+            yield answer.text[:end], None
+        yield answer.text, answer

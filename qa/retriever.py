@@ -1,0 +1,42 @@
+"""Hybrid retrieval: dense (FAISS inner product) + BM25 with alias expansion, fused by RRF."""
+
+from __future__ import annotations
+
+from .aliases import AliasLexicon
+from .fusion import reciprocal_rank_fusion
+from .settings import Settings
+from .store import SearchIndex
+from .text import fold_script
+from .types import Hit
+
+MODES = ("hybrid", "dense", "sparse")
+
+
+class HybridRetriever:
+    def __init__(self, index: SearchIndex, embedder, aliases: AliasLexicon, settings: Settings):
+        self.index, self.embedder, self.aliases, self.settings = index, embedder, aliases, settings
+
+    def embed_query(self, query: str):
+        return self.embedder.encode_queries([fold_script(query)])[0]
+
+    def retrieve(self, query: str, top_k: int | None = None, mode: str = "hybrid", query_vector=None) -> list[Hit]:
+        """Top-k chunks for the query. `mode` selects a baseline: "dense" or "sparse" alone."""
+        if mode not in MODES:
+            raise ValueError(f"unknown retrieval mode {mode!r}; choose one of {MODES}")
+        k = top_k or self.settings.top_k
+        n = self.settings.candidates
+        dense = sparse = []
+        if mode in ("hybrid", "dense"):
+            vector = self.embed_query(query) if query_vector is None else query_vector
+            dense = self.index.dense_search(vector, n)
+        if mode in ("hybrid", "sparse"):
+            sparse = self.index.sparse.search(self.aliases.expand(query), n)
+        if mode == "dense":
+            return [Hit(self.index.chunks[i], s, dense_rank=r) for r, (i, s) in enumerate(dense[:k], 1)]
+        if mode == "sparse":
+            return [Hit(self.index.chunks[i], s, sparse_rank=r) for r, (i, s) in enumerate(sparse[:k], 1)]
+        dense_ranks = {i: r for r, (i, _) in enumerate(dense, 1)}
+        sparse_ranks = {i: r for r, (i, _) in enumerate(sparse, 1)}
+        fused = reciprocal_rank_fusion([[i for i, _ in dense], [i for i, _ in sparse]], k=self.settings.rrf_k,
+                                       weights=[self.settings.dense_weight, self.settings.sparse_weight])
+        return [Hit(self.index.chunks[i], score, dense_ranks.get(i), sparse_ranks.get(i)) for i, score in fused[:k]]

