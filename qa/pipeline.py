@@ -182,9 +182,27 @@ class QAService:
             self._reader = ExtractiveReader(self.embedder, self.aliases, self.settings)
         return self._reader
 
-    def ask_stream(self, question: str, history: list[str] | None = None, top_k: int | None = None) -> Iterator[tuple[str, Answer | None]]:
-        """Yields growing partial answer texts, then (full text, Answer)."""
+    @property
+    def llm_configured(self) -> bool:
+        return bool(self.settings.llm_base_url and self.settings.llm_model)
+
+    def ask_stream(self, question: str, history: list[str] | None = None, top_k: int | None = None,
+                   answer_mode: str = "extractive") -> Iterator[tuple[str, Answer | None]]:
+        """Yields (growing partial answer text, None) pairs, then (full text, Answer).
+
+        answer_mode "llm" asks the configured local LLM (qa/llm.py) and falls back to the
+        extractive answer, with a notice, when it is not configured, fails or cites nothing valid.
+        """
         answer = self.ask(question, history, top_k)
+        if answer_mode == "llm" and not answer.abstained:
+            if not self.llm_configured:
+                answer.notice = "No LLM is configured (set QA_LLM_BASE_URL and QA_LLM_MODEL); showing the extractive answer."
+                answer.mode = "extractive-fallback"
+            else:
+                from .llm import llm_answer_stream
+
+                yield from llm_answer_stream(answer, self.settings)
+                return
         for end in range(8, len(answer.text), 8):
             yield answer.text[:end], None
         yield answer.text, answer

@@ -17,10 +17,11 @@ from .aliases import AliasLexicon
 from .loader import detect_script
 from .settings import Settings
 from .sparse import tokenize
-from .text import fold_script
+from .text import fold_script, normalize
 from .types import Answer, Citation, Hit
 
-LEXICAL_WEIGHT = 0.15
+LEXICAL_WEIGHT = 0.3  # weight of question-term coverage next to cosine similarity (calibrated on the seed set)
+ENTITY_MISS_PENALTY = 0.05  # a sentence that names none of the question's entities is less likely the answer
 
 NOT_FOUND = {
     "en": "Not found in the documents: none of the indexed passages answers this question.",
@@ -78,17 +79,31 @@ class ExtractiveReader:
             return []
         vectors = self._sentence_vectors([c[0] for c in candidates], [c[1] for c in candidates])
         dense = vectors @ query_vector.astype(np.float32)
-        question_terms = set(tokenize(question))
-        alias_terms = set(tokenize(" ".join(self.aliases.expansions(question))))
+        concepts, entities = self.question_concepts(question)
         scored = []
         for (key, text, chunk_id), cos in zip(candidates, dense):
-            terms = set(tokenize(text))
-            overlap = len(question_terms & terms) + min(len(alias_terms & terms), 2)
-            lexical = min(1.0, overlap / max(1, len(question_terms)))
-            scored.append(ScoredSentence(key[0], key[1], key[2], text, float(cos) + LEXICAL_WEIGHT * lexical, chunk_id,
-                                         titles(key[0]) if titles else ""))
+            folded = normalize(text)
+            coverage = sum(any(a in folded for a in c) for c in concepts) / len(concepts) if concepts else 0.0
+            penalty = ENTITY_MISS_PENALTY if entities and not any(any(a in folded for a in e) for e in entities) else 0.0
+            score = float(cos) + LEXICAL_WEIGHT * coverage - penalty
+            scored.append(ScoredSentence(key[0], key[1], key[2], text, score, chunk_id, titles(key[0]) if titles else ""))
         scored.sort(key=lambda s: -s.score)
         return scored
+
+    def question_concepts(self, question: str) -> tuple[list[set[str]], list[set[str]]]:
+        """What an answer sentence should mention: one set of alternative spellings per concept.
+
+        Alias groups named in the question are one concept each (so "01.AI" is matched by 零一萬物);
+        the remaining content words of the question are one concept each.
+        """
+        groups = self.aliases.groups_in(question)
+        concepts = [{normalize(name) for name in g} for g in groups]
+        entities = [{normalize(name) for name in g} for g in self.aliases.groups_in(question, entities_only=True)]
+        covered = normalize(" ".join(n for g in groups for n in g))
+        for term in dict.fromkeys(tokenize(question)):
+            if term not in covered and (len(term) > 1 or not term.isascii()):
+                concepts.append({term})
+        return concepts, entities
 
     def read(self, question: str, hits: list[Hit], query_vector: np.ndarray, titles=None) -> Answer:
         scored = self.score_sentences(question, hits, query_vector, titles)

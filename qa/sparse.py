@@ -13,13 +13,15 @@ import numpy as np
 from .text import normalize
 
 jieba.setLogLevel(logging.WARNING)
+logging.getLogger("bm25s").setLevel(logging.WARNING)
 
 _KEEP = re.compile(r"[0-9a-z\u4e00-\u9fff]")
 # Function words that match everywhere and only add noise to BM25.
 STOPWORDS = frozenset(
     "的 了 是 在 和 与 也 都 就 而 及 着 或 一个 这 那 之 为 对 从 把 被 让 给 上 中 下 我们 他们 它们 "
     "什么 为什么 怎么 如何 哪些 哪个 吗 呢 吧 啊 the a an of to in on and or is are was were be been "
-    "what why how which who whom did does do with for by as at from that this it its".split()
+    "what why how which who whom did does do with for by as at from that this it its up has have had will would "
+    "can could should about into their they them there than then so not no yes when where much many".split()
 )
 
 

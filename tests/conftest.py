@@ -10,3 +10,44 @@ def embedder():
     from qa.settings import load_settings
 
     return get_embedder(load_settings())
+
+
+REPO = __import__("pathlib").Path(__file__).resolve().parent.parent
+
+
+def make_service(tmp_dir, embedder, **overrides):
+    """A QAService over a private copy of the built-in corpus, with its own index folder."""
+    import shutil
+
+    from qa.pipeline import QAService
+    from qa.settings import load_settings
+
+    corpus = tmp_dir / "corpus"
+    shutil.copytree(REPO / "corpus", corpus)
+    settings = load_settings(corpus_dir=corpus, index_dir=tmp_dir / "index", **overrides)
+    service = QAService(settings, embedder=embedder)
+    service.reindex()
+    return service
+
+
+@pytest.fixture(scope="session")
+def built_service(tmp_path_factory, embedder):
+    """A read-only service over the built-in corpus, indexed once per test session. Do not mutate it."""
+    return make_service(tmp_path_factory.mktemp("built"), embedder)
+
+
+def clone_service(service, tmp_dir, **overrides):
+    """A private, mutable copy of a built service (corpus and index folders copied: no re-embedding)."""
+    import shutil
+
+    from qa.pipeline import QAService
+
+    corpus, index = tmp_dir / "corpus", tmp_dir / "index"
+    shutil.copytree(service.settings.corpus_dir, corpus)
+    shutil.copytree(service.settings.index_dir, index)
+    settings = service.settings.with_overrides(corpus_dir=corpus, index_dir=index, **overrides)
+    clone = QAService(settings, embedder=service.embedder)
+    from qa.store import load_index
+
+    clone.index = load_index(index, settings)
+    return clone
