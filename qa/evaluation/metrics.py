@@ -6,6 +6,9 @@ float("nan") when none apply. `evaluate` / `evaluate_by_slice` gather them into 
 Relevance: a retrieved passage is relevant to a question when it contains any of the question's
 evidence strings, both compared with `normalize_for_match` (Traditional/Simplified and width folded,
 whitespace dropped). Retrieval metrics apply to answerable questions that have evidence.
+A record may instead carry `relevant` (one bool per retrieved passage, judged by the caller, e.g.
+"the passage comes from the question's source paragraph" for SQuAD-style benchmarks); when given,
+it overrides the substring test.
 """
 
 from __future__ import annotations
@@ -28,6 +31,7 @@ class EvalRecord:
     answer: str
     abstained: bool
     latency_s: float
+    relevant: list[bool] | None = None  # optional per-passage relevance; overrides the evidence substring test
 
 
 class Metric(Protocol):
@@ -51,7 +55,10 @@ def first_relevant_rank(record: EvalRecord, k: int | None = None) -> int | None:
     """1-based rank of the first retrieved passage containing evidence (within top-k), or None."""
     passages = record.retrieved if k is None else record.retrieved[:k]
     for rank, passage in enumerate(passages, 1):
-        if contains_evidence(passage, record.question.evidence):
+        if record.relevant is not None:
+            if rank <= len(record.relevant) and record.relevant[rank - 1]:
+                return rank
+        elif contains_evidence(passage, record.question.evidence):
             return rank
     return None
 
