@@ -164,15 +164,14 @@ class QAService:
             retrieval_mode: str = "hybrid") -> Answer:
         """Answer with quoted, cited sentences, or abstain. Raises QuestionError for unusable input."""
         text = clean_question(question, self.settings)
-        with self._lock:
-            index = self.index
+        index = self.index  # one reference for the whole question; re-indexing swaps in a new object
         if index is None:
             raise QuestionError("The index is not built yet; run `qa index` first.")
         query = self.retrieval_query(text, history)
         retriever = HybridRetriever(index, self.embedder, self.aliases, self.settings)
         vector = retriever.embed_query(query)
         hits = retriever.retrieve(query, top_k or self.settings.top_k, mode=retrieval_mode, query_vector=vector)
-        answer = self.reader.read(text if query == text else query, hits, vector, index.title)
+        answer = self.reader.read(text if query == text else query, hits, vector, index.title, index.normalized_text)
         answer.question, answer.query = text, query
         return answer
 
@@ -201,7 +200,7 @@ class QAService:
             else:
                 from .llm import llm_answer_stream
 
-                yield from llm_answer_stream(answer, self.settings)
+                yield from llm_answer_stream(answer, self.settings, titles=self.index.title)
                 return
         for end in range(8, len(answer.text), 8):
             yield answer.text[:end], None

@@ -20,8 +20,9 @@ from .sparse import tokenize
 from .text import fold_script, normalize
 from .types import Answer, Citation, Hit
 
-LEXICAL_WEIGHT = 0.3  # weight of question-term coverage next to cosine similarity (calibrated on the seed set)
+LEXICAL_WEIGHT = 0.2  # weight of question-term coverage next to cosine similarity (calibrated on the seed set)
 ENTITY_MISS_PENALTY = 0.05  # a sentence that names none of the question's entities is less likely the answer
+UNKNOWN_TERM_PENALTY = 0.2  # share of question concepts found nowhere in the corpus: a sign it cannot answer
 
 NOT_FOUND = {
     "en": "Not found in the documents: none of the indexed passages answers this question.",
@@ -66,7 +67,9 @@ class ExtractiveReader:
                 self._cache.popitem(last=False)
         return np.vstack([self._cache[key] for key in keys])
 
-    def score_sentences(self, question: str, hits: list[Hit], query_vector: np.ndarray, titles=None) -> list[ScoredSentence]:
+    def score_sentences(self, question: str, hits: list[Hit], query_vector: np.ndarray, titles=None,
+                        corpus_text: str | None = None) -> list[ScoredSentence]:
+        """Candidate sentences of the top chunks, best first. `corpus_text` (normalized) enables the unknown-term penalty."""
         candidates, seen = [], set()
         for hit in hits[: self.settings.reader_chunks]:
             chunk = hit.chunk
@@ -80,12 +83,17 @@ class ExtractiveReader:
         vectors = self._sentence_vectors([c[0] for c in candidates], [c[1] for c in candidates])
         dense = vectors @ query_vector.astype(np.float32)
         concepts, entities = self.question_concepts(question)
+        unknown = 0.0
+        if corpus_text is not None and concepts:
+            # English words never occur in a Chinese corpus; only Chinese terms, numbers and alias groups count
+            checkable = [c for c in concepts if any(not a.isascii() or a.isdigit() for a in c)]
+            unknown = sum(not any(a in corpus_text for a in c) for c in checkable) / len(concepts)
         scored = []
         for (key, text, chunk_id), cos in zip(candidates, dense):
             folded = normalize(text)
             coverage = sum(any(a in folded for a in c) for c in concepts) / len(concepts) if concepts else 0.0
             penalty = ENTITY_MISS_PENALTY if entities and not any(any(a in folded for a in e) for e in entities) else 0.0
-            score = float(cos) + LEXICAL_WEIGHT * coverage - penalty
+            score = float(cos) + LEXICAL_WEIGHT * coverage - penalty - UNKNOWN_TERM_PENALTY * unknown
             scored.append(ScoredSentence(key[0], key[1], key[2], text, score, chunk_id, titles(key[0]) if titles else ""))
         scored.sort(key=lambda s: -s.score)
         return scored
@@ -105,8 +113,8 @@ class ExtractiveReader:
                 concepts.append({term})
         return concepts, entities
 
-    def read(self, question: str, hits: list[Hit], query_vector: np.ndarray, titles=None) -> Answer:
-        scored = self.score_sentences(question, hits, query_vector, titles)
+    def read(self, question: str, hits: list[Hit], query_vector: np.ndarray, titles=None, corpus_text: str | None = None) -> Answer:
+        scored = self.score_sentences(question, hits, query_vector, titles, corpus_text)
         if not scored or scored[0].score < self.settings.abstain_threshold:
             best = scored[0].score if scored else 0.0
             return Answer(question=question, text=not_found_message(question), abstained=True, hits=hits,

@@ -12,6 +12,7 @@ import hashlib
 import json
 import logging
 import os
+import re
 import shutil
 import time
 import uuid
@@ -26,7 +27,7 @@ from tqdm import tqdm
 from .chunking import chunk_document, token_counter
 from .settings import Settings
 from .sparse import SparseIndex
-from .text import fold_script
+from .text import fold_script, normalize
 from .types import Chunk, Document
 
 log = logging.getLogger(__name__)
@@ -82,6 +83,13 @@ class SearchIndex:
     @property
     def documents(self) -> dict[str, dict]:
         return self.manifest["documents"]
+
+    @property
+    def normalized_text(self) -> str:
+        """All chunk text, normalized and without whitespace: tells whether the corpus mentions a term at all."""
+        if getattr(self, "_normalized_text", None) is None:
+            self._normalized_text = re.sub(r"\s+", "", normalize("\n".join(c.text for c in self.chunks)))
+        return self._normalized_text
 
     def title(self, doc_id: str) -> str:
         return self.documents.get(doc_id, {}).get("title", doc_id)
@@ -224,7 +232,13 @@ def load_index(index_dir: Path, settings: Settings) -> SearchIndex:
     pointer = index_dir / CURRENT_FILE
     if not pointer.exists():
         raise IndexMissingError(f"no index in {index_dir}; build it with `qa index`")
-    build = index_dir / "builds" / pointer.read_text().strip()
+    try:
+        build_id = pointer.read_text(encoding="utf-8").strip()
+    except (OSError, ValueError) as exc:  # e.g. garbage bytes: UnicodeDecodeError
+        raise IndexCorruptError(f"index pointer {pointer} is unreadable ({type(exc).__name__})") from exc
+    if not build_id or build_id != Path(build_id).name or build_id.startswith("."):
+        raise IndexCorruptError(f"index pointer {pointer} is corrupted (it names no build: {build_id[:40]!r})")
+    build = index_dir / "builds" / build_id
     try:
         manifest = json.loads((build / MANIFEST_FILE).read_text(encoding="utf-8"))
         for name, digest in manifest["files"].items():

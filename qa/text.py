@@ -79,6 +79,9 @@ def split_sentences(text: str, min_chars: int = 24, max_chars: int = 160) -> lis
     units: list[Sentence] = []
     current: Sentence | None = None
     for piece in (p for s in raw_sentences(text) for p in _cut_long(text, s, max_chars)):
+        if current is not None and "\n\n" in text[current.end : piece.start]:
+            units.append(current)  # a blank line ends a paragraph (or a heading): never merge across it
+            current = None
         if current is None:
             current = Sentence(piece.start, piece.end)
         elif piece.end - current.start <= max_chars:

@@ -11,8 +11,20 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--questions-from", default=None,
                    help="with --squad: take the questions from this SQuAD file instead (paired by question id; cross-lingual)")
     p.add_argument("--k", default="1,3,5,10", help="cut-offs for recall@k, comma-separated")
-    p.add_argument("--limit", type=int, default=None, help="evaluate only the first N questions")
+    p.add_argument("--limit", type=int, default=None,
+                   help="evaluate only N questions: the first N, or a seeded sample with --sample-seed")
+    p.add_argument("--sample-seed", type=int, default=None,
+                   help="with --limit: take a reproducible random sample of N questions (kept in file order)")
     p.add_argument("--baselines", action="store_true", help="also run BM25-only and dense-only retrieval")
     p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
     p.add_argument("--out", default=None, help="results folder (default: eval/results/)")
     p.add_argument("--name", default=None, help="name of the run in the results folder")
+    p.add_argument("--paragraphs", type=int, default=None,
+                   help="with --squad: index only the first N paragraphs (and ask only their questions)")
+    p.add_argument("--no-embedding-cache", action="store_true",
+                   help="with --squad: do not reuse passage/sentence vectors cached on disk by earlier runs")
+    p.add_argument("--calibrate", action="store_true",
+                   help="sweep abstain_threshold and the dense RRF weight on the seed set; write calibration.md/.png")
+    p.add_argument("--weights", default=None, help="with --calibrate: dense_weight grid (default 0.5,1,1.5,2; sparse 1)")
+    p.add_argument("--combine", nargs="+", default=None, metavar="RESULT_JSON",
+                   help="combine result JSON files of earlier runs into one table and plot (benchmarks.md)")

@@ -1,0 +1,531 @@
+"""Gradio 6 chat app: streamed, cited answers; a sources panel; uploads; index status.
+
+`launch(settings)` opens (or builds) the index and serves on settings.host (127.0.0.1 by
+default). `build_app(service)` returns the Blocks without launching, so tests can start it on
+a free port. Besides the UI, two API endpoints are exposed:
+
+* ``/respond`` - what the chat box calls: (message, mode, top_k) -> chat, sources HTML, meta.
+* ``/ask`` - for scripts (eval/bench_load.py): (question, history, mode, top_k) streams dicts
+  ``{"text", "done": false}`` and finally ``{"text", "done": true, "abstained", "mode",
+  "notice", "citations": [...]}`` or ``{"error", "done": true}``.
+
+Everything that comes from documents or users is html-escaped here: documents are untrusted.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+import os
+import re
+import threading
+import time
+from pathlib import Path
+from typing import Iterator
+
+import gradio as gr
+
+from .loader import DocumentError, document_from_bytes
+from .pipeline import QAService, QuestionError, clean_question
+from .settings import Settings, load_settings
+from .store import CURRENT_FILE
+from .types import Answer, Citation, Chunk
+
+log = logging.getLogger(__name__)
+
+EXAMPLES = [
+    "why did 01.AI give up pretraining?",
+    "零一万物为什么放弃预训练？",
+    "階躍星辰和智譜AI會繼續做預訓練嗎？",
+]
+
+# Answering is CPU-bound (embedding + scoring). More parallel workers than cores only adds
+# contention; the queue holds everyone else, so any number of simultaneous users gets answered.
+CONCURRENCY = int(os.environ.get("QA_APP_CONCURRENCY", "4"))
+EXCERPT_CHARS = 90  # chunk text shown on each side of the cited sentence in a source card
+CONTEXT_CHARS = 400  # extra corpus text on each side of the chunk in the "wider context" view
+HISTORY_TURNS = 5  # previous questions passed to the service for follow-up rewriting
+
+MODE_LABELS = {"extractive": "extractive (quoted sentences)", "llm": "local LLM",
+               "extractive-fallback": "extractive (LLM fallback)"}
+
+CSS = """
+#sources-panel { max-height: 78vh; overflow-y: auto; }
+.qa-sources .src-empty { color: var(--body-text-color-subdued); font-style: italic; padding: 8px; }
+.qa-sources .src-header { font-weight: 600; margin: 2px 0 8px; }
+.qa-sources .src-query { font-weight: normal; color: var(--body-text-color-subdued); font-size: 0.9em; }
+.src-card { border: 1px solid var(--border-color-primary); border-left: 4px solid #2563eb; border-radius: 8px;
+            padding: 8px 12px; margin-bottom: 10px; background: var(--block-background-fill); scroll-margin-top: 12px; }
+.src-card.src-flash { box-shadow: 0 0 0 3px #f59e0b; transition: box-shadow 0.3s; }
+.src-card .src-num { display: inline-block; min-width: 2em; font-weight: 700; color: #2563eb; }
+.src-card .src-title { font-weight: 600; }
+.src-card .src-meta { font-size: 0.82em; color: var(--body-text-color-subdued); margin: 2px 0 6px; }
+.src-card .src-passage { line-height: 1.7; margin: 0; }
+.src-card details { margin-top: 6px; font-size: 0.92em; }
+.src-card details summary { cursor: pointer; color: #2563eb; }
+.src-card .src-context { line-height: 1.7; margin-top: 4px; padding: 6px 8px; background: var(--background-fill-secondary);
+                         border-radius: 6px; max-height: 320px; overflow-y: auto; }
+.qa-sources mark, .qa-answer mark { background: #fde68a; color: #111827; padding: 0 1px; border-radius: 2px; }
+.src-card.src-unsupported { border-left-color: #dc2626; }
+.qa-answer a.cite, .qa-answer span.cite { font-weight: 700; text-decoration: none; color: #2563eb; margin: 0 1px; }
+.qa-answer span.cite.stale { color: var(--body-text-color-subdued); }
+.qa-answer .cite.unsupported { color: #dc2626; }
+.qa-abstain { border: 1px dashed #9ca3af; border-radius: 8px; padding: 6px 10px; color: #4b5563;
+              background: #f3f4f6; font-style: italic; }
+.qa-abstain strong { font-style: normal; }
+.qa-error { border-left: 4px solid #dc2626; padding: 4px 10px; color: #991b1b; background: #fef2f2; border-radius: 4px; }
+.qa-pending { color: var(--body-text-color-subdued); font-style: italic; }
+#answer-meta { font-size: 0.88em; color: var(--body-text-color-subdued); min-height: 1.2em; }
+#index-status { font-size: 0.9em; }
+.upload-ok { color: #166534; } .upload-bad { color: #b91c1c; }
+"""
+
+# Citation links are plain in-page anchors; this keeps them in the page (markdown renderers may
+# add target=_blank) and flashes the card that was jumped to.
+HEAD = """
+<script>
+document.addEventListener("click", function (event) {
+  const link = event.target.closest && event.target.closest('a[href^="#src-"]');
+  if (!link) return;
+  const card = document.getElementById(link.getAttribute("href").slice(1));
+  if (!card) return;
+  event.preventDefault();
+  event.stopPropagation();
+  card.scrollIntoView({behavior: "smooth", block: "start"});
+  card.classList.add("src-flash");
+  setTimeout(function () { card.classList.remove("src-flash"); }, 1500);
+}, true);
+</script>
+"""
+
+
+# ------------------------------------------------------------------ pure rendering helpers
+
+def esc(text: str) -> str:
+    return html.escape(text or "", quote=True)
+
+
+def _flat(text: str) -> str:
+    """Subtitle line breaks read better as spaces (same as the reader's display())."""
+    return re.sub(r"\s*\n\s*", " ", text)
+
+
+def highlight(text: str, start: int, end: int) -> str:
+    """Escaped `text` with text[start:end] wrapped in <mark>; offsets are clamped."""
+    start, end = max(0, min(start, len(text))), max(0, min(end, len(text)))
+    if end < start:
+        start, end = end, start
+    return (esc(_flat(text[:start])) + "<mark>" + esc(_flat(text[start:end])) + "</mark>"
+            + esc(_flat(text[end:])))
+
+
+_MARKER = re.compile(r"\[(\d{1,2})\]")
+
+
+def link_markers(escaped: str, n_citations: int | None, unsupported=()) -> str:
+    """Turn [n] markers of already-escaped text into anchors to the source card #src-n."""
+
+    def repl(m: re.Match) -> str:
+        n = int(m.group(1))
+        if n < 1 or (n_citations is not None and n > n_citations):
+            return m.group(0)
+        cls = "cite unsupported" if n in unsupported else "cite"
+        title = "flagged: not supported by this source" if n in unsupported else f"source {n}"
+        return f'<a class="{cls}" href="#src-{n}" title="{title}">[{n}]</a>'
+
+    return _MARKER.sub(repl, escaped)
+
+
+def answer_html(answer: Answer) -> str:
+    """The chat bubble of a final answer; abstentions get their own, distinct style."""
+    if answer.abstained:
+        m = re.match(r"([^:：]{1,40}[:：])(.*)", answer.text, flags=re.S)
+        head, rest = (m.group(1), m.group(2)) if m else ("Not found in the documents.", " " + answer.text)
+        return f'<div class="qa-abstain" data-abstained="true"><strong>{esc(head)}</strong>{esc(rest)}</div>'
+    body = link_markers(esc(answer.text), len(answer.citations), set(answer.unsupported or ()))
+    return f'<div class="qa-answer">{body}</div>'
+
+
+def partial_html(text: str) -> str:
+    """A streaming chat bubble: markers link already (the cards arrive with the final answer)."""
+    return f'<div class="qa-answer">{link_markers(esc(text), None)}▍</div>'
+
+
+def error_html(message: str) -> str:
+    return f'<div class="qa-error">⚠ {esc(message)}</div>'
+
+
+def question_html(question: str) -> str:
+    if not (question or "").strip():
+        return '<div class="qa-q"><i>(empty question)</i></div>'
+    return f'<div class="qa-q">{esc(question)}</div>'
+
+
+def meta_html(answer: Answer | None, seconds: float | None = None) -> str:
+    if answer is None:
+        return ""
+    parts = [f"Answered by: <b>{esc(MODE_LABELS.get(answer.mode, answer.mode))}</b>"]
+    if answer.abstained:
+        parts.append("abstained (no passage was convincing enough)")
+    if answer.query and answer.question and answer.query != answer.question:
+        parts.append(f"searched for: “{esc(answer.query)}”")
+    if seconds is not None:
+        parts.append(f"{seconds:.1f} s")
+    line = " · ".join(parts)
+    if answer.notice:
+        line += f'<br><span class="qa-notice">ℹ {esc(answer.notice)}</span>'
+    return line
+
+
+def status_html(status: dict) -> str:
+    built = status.get("built_at") or "never"
+    secs = status.get("build_seconds")
+    took = f" ({secs:.1f} s)" if isinstance(secs, (int, float)) else ""
+    return (f"<b>{status.get('documents', 0)}</b> documents · <b>{status.get('chunks', 0)}</b> passages · "
+            f"model <code>{esc(str(status.get('model', '')))}</code> · last build {esc(str(built))}{took}")
+
+
+class CorpusReader:
+    """Reads corpus files for the wider-context view; cached by (mtime, size)."""
+
+    def __init__(self, corpus_dir: Path | None):
+        self.corpus_dir = Path(corpus_dir) if corpus_dir else None
+        self._cache: dict[str, tuple[tuple, str]] = {}
+        self._lock = threading.Lock()
+
+    def text(self, doc: str) -> str | None:
+        if self.corpus_dir is None:
+            return None
+        path = self.corpus_dir / doc
+        try:
+            if path.resolve().parent != self.corpus_dir.resolve():
+                return None
+            st = path.stat()
+            key = (st.st_mtime_ns, st.st_size)
+            with self._lock:
+                hit = self._cache.get(doc)
+            if hit and hit[0] == key:
+                return hit[1]
+            text = document_from_bytes(doc, path.read_bytes()).text
+        except (OSError, DocumentError):
+            return None
+        with self._lock:
+            self._cache[doc] = (key, text)
+        return text
+
+
+def _chunk_for(citation: Citation, hits) -> Chunk | None:
+    for hit in hits or ():
+        if citation.chunk_id is not None and hit.chunk.chunk_id == citation.chunk_id:
+            return hit.chunk
+    for hit in hits or ():
+        c = hit.chunk
+        if c.doc_id == citation.doc and c.start <= citation.start and citation.end <= c.end:
+            return c
+    return None
+
+
+def source_card(n: int, c: Citation, hits, corpus: CorpusReader | None, scripts: dict | None = None,
+                unsupported: bool = False) -> str:
+    chunk = _chunk_for(c, hits)
+    if chunk is not None and chunk.text[c.start - chunk.start : c.end - chunk.start] == c.text:
+        rel_s, rel_e = c.start - chunk.start, c.end - chunk.start
+        lo, hi = max(0, rel_s - EXCERPT_CHARS), min(len(chunk.text), rel_e + EXCERPT_CHARS)
+        excerpt = (("…" if lo > 0 else "") + highlight(chunk.text[lo:hi], rel_s - lo, rel_e - lo)
+                   + ("…" if hi < len(chunk.text) else ""))
+        passage_text, passage_start = chunk.text, chunk.start
+    else:
+        excerpt = highlight(c.text, 0, len(c.text))
+        passage_text, passage_start = c.text, c.start
+    # Wider context: read from the corpus file when it still matches the index, else the chunk.
+    full = corpus.text(c.doc) if corpus else None
+    if full is not None and full[c.start : c.end] == c.text:
+        w_lo = max(0, (chunk.start if chunk else c.start) - CONTEXT_CHARS)
+        w_hi = min(len(full), (chunk.end if chunk else c.end) + CONTEXT_CHARS)
+        context = (("…" if w_lo > 0 else "") + highlight(full[w_lo:w_hi], c.start - w_lo, c.end - w_lo)
+                   + ("…" if w_hi < len(full) else ""))
+        context_label = f"Show wider context (chars {w_lo}–{w_hi} of {len(full)})"
+    else:
+        context = highlight(passage_text, c.start - passage_start, c.end - passage_start)
+        context_label = "Show the full passage"
+    script = (scripts or {}).get(c.doc, "")
+    meta = [esc(c.doc), f"chars {c.start}–{c.end}"]
+    if script:
+        meta.append(esc(script))
+    meta.append(f"score {float(c.score):.3f}")
+    if unsupported:
+        meta.append("⚠ flagged as unsupported")
+    cls = "src-card src-unsupported" if unsupported else "src-card"
+    return (f'<div class="{cls}" id="src-{n}" data-doc="{esc(c.doc)}">'
+            f'<div class="src-head"><span class="src-num">[{n}]</span><span class="src-title">{esc(c.title or c.doc)}</span></div>'
+            f'<div class="src-meta">{" · ".join(meta)}</div>'
+            f'<p class="src-passage">{excerpt}</p>'
+            f'<details><summary>{context_label}</summary><div class="src-context">{context}</div></details>'
+            f"</div>")
+
+
+EMPTY_SOURCES = '<div class="qa-sources"><div class="src-empty">Sources of the answer appear here.</div></div>'
+
+
+def sources_html(answer: Answer | None, corpus: CorpusReader | None = None, scripts: dict | None = None) -> str:
+    """The sources panel for one answer: a card per citation, or the closest passages when abstaining."""
+    if answer is None:
+        return EMPTY_SOURCES
+    head = f'<div class="src-header">Sources for “{esc(answer.question)}”'
+    if answer.query and answer.query != answer.question:
+        head += f' <span class="src-query">(searched for “{esc(answer.query)}”)</span>'
+    head += "</div>"
+    if answer.citations:
+        unsupported = set(answer.unsupported or ())
+        cards = "".join(source_card(n, c, answer.hits, corpus, scripts, n in unsupported)
+                        for n, c in enumerate(answer.citations, 1))
+        return f'<div class="qa-sources">{head}{cards}</div>'
+    closest = "".join(
+        f'<li><b>{esc(h.chunk.doc_id)}</b> chars {h.chunk.start}–{h.chunk.end}: {esc(_flat(h.chunk.text[:160]))}…</li>'
+        for h in (answer.hits or [])[:5])
+    note = '<div class="src-empty">No passage supports an answer, so nothing is cited.</div>'
+    if closest:
+        note += f"<details><summary>Closest passages (not convincing enough)</summary><ul>{closest}</ul></details>"
+    return f'<div class="qa-sources">{head}{note}</div>'
+
+
+def answer_payload(answer: Answer) -> dict:
+    return {"text": answer.text, "done": True, "abstained": answer.abstained, "mode": answer.mode,
+            "notice": answer.notice, "query": answer.query,
+            "citations": [{"n": n, "doc": c.doc, "title": c.title, "start": c.start, "end": c.end, "text": c.text,
+                           "score": round(float(c.score), 4)} for n, c in enumerate(answer.citations, 1)]}
+
+
+def _stale(content: str) -> str:
+    """Older answers keep their markers but no longer link: the panel shows the latest sources."""
+    content = re.sub(r'<a class="(cite[^"]*)" href="#src-(\d+)" title="[^"]*">', r'<span class="\1 stale" title="source of an earlier answer">', content)
+    return content.replace("</a>", "</span>")
+
+
+# ------------------------------------------------------------------ the app
+
+def _mode_choice(service: QAService):
+    if service.llm_configured:
+        return dict(choices=[("Extractive (quotes the documents)", "extractive"), ("LLM (local model, cites sources)", "llm")],
+                    interactive=True, info="LLM answers fall back to extractive when the model fails or cites nothing valid.")
+    return dict(choices=[("Extractive (quotes the documents)", "extractive"), ("LLM (not configured)", "llm")],
+                interactive=False, info="LLM mode is disabled: set QA_LLM_BASE_URL and QA_LLM_MODEL to enable it.")
+
+
+class Handlers:
+    """The event handlers, separate from the layout so tests can call them directly."""
+
+    def __init__(self, service: QAService):
+        self.service = service
+        self.settings = service.settings
+        self.corpus = CorpusReader(self.settings.corpus_dir)
+
+    def scripts(self) -> dict:
+        index = self.service.index
+        return {d: m.get("script", "") for d, m in index.documents.items()} if index is not None else {}
+
+    def status(self) -> str:
+        return status_html(self.service.status())
+
+    @staticmethod
+    def render_chat(turns: list[dict]) -> list[dict]:
+        messages = []
+        for t in turns:
+            messages.append({"role": "user", "content": question_html(t["question"])})
+            messages.append({"role": "assistant", "content": t["html"]})
+        return messages
+
+    @staticmethod
+    def new_conversation() -> dict:
+        return {"turns": [], "asked": []}
+
+    def respond(self, message: str, mode: str, top_k: float, conv: dict | None):
+        """Streams (chat messages, question box, sources HTML, meta HTML, conversation state)."""
+        conv = conv or {}
+        conv = {"turns": [dict(t) for t in conv.get("turns", [])], "asked": list(conv.get("asked", []))}
+        for t in conv["turns"]:
+            t["html"] = _stale(t["html"])
+        turn = {"question": message or "", "html": '<div class="qa-pending">Searching the documents…</div>'}
+        conv["turns"].append(turn)
+        question = ""
+        try:
+            question = clean_question(message, self.settings)
+        except QuestionError as exc:
+            turn["html"] = error_html(str(exc))
+            yield self.render_chat(conv["turns"]), gr.skip(), gr.skip(), "", conv
+            return
+        yield self.render_chat(conv["turns"]), "", gr.skip(), "", conv
+        started = time.perf_counter()
+        try:
+            k = int(top_k) if top_k else None
+            for partial, answer in self.service.ask_stream(question, history=conv["asked"][-HISTORY_TURNS:], top_k=k,
+                                                           answer_mode=mode or "extractive"):
+                if answer is None:
+                    turn["html"] = partial_html(partial)
+                    yield self.render_chat(conv["turns"]), gr.skip(), gr.skip(), gr.skip(), conv
+                else:
+                    turn["html"] = answer_html(answer)
+                    conv["asked"].append(question)
+                    yield (self.render_chat(conv["turns"]), gr.skip(), sources_html(answer, self.corpus, self.scripts()),
+                           meta_html(answer, time.perf_counter() - started), conv)
+        except QuestionError as exc:
+            turn["html"] = error_html(str(exc))
+            yield self.render_chat(conv["turns"]), gr.skip(), gr.skip(), "", conv
+        except Exception as exc:  # the app must keep running whatever happens
+            log.exception("answering %r failed", question)
+            turn["html"] = error_html(f"Sorry, something went wrong while answering ({type(exc).__name__}). "
+                                      "The app is still running; please try again or rephrase the question.")
+            yield self.render_chat(conv["turns"]), gr.skip(), gr.skip(), "", conv
+
+    def ask(self, question: str, history: list[str] | None = None, mode: str = "extractive",
+            top_k: int = 0) -> Iterator[dict]:
+        """Answer a question, streaming {"text", "done": false} then the final answer with citations."""
+        try:
+            history = [h for h in (history or []) if isinstance(h, str)]
+            for partial, answer in self.service.ask_stream(question, history=history, top_k=int(top_k or 0) or None,
+                                                           answer_mode=mode or "extractive"):
+                yield {"text": partial, "done": False} if answer is None else answer_payload(answer)
+        except QuestionError as exc:
+            yield {"error": str(exc), "done": True}
+        except Exception as exc:
+            log.exception("API question %r failed", question)
+            yield {"error": f"internal error ({type(exc).__name__})", "done": True}
+
+    def upload(self, files, progress=gr.Progress()):
+        """Index uploaded files one by one; returns (report HTML, status HTML, cleared file list)."""
+        paths = [f if isinstance(f, str) else getattr(f, "name", str(f)) for f in (files or [])]
+        if not paths:
+            return gr.skip(), gr.skip(), gr.skip()
+        limit = self.settings.max_upload_bytes
+        before = self.service.status().get("documents", 0)
+        lines = []
+        for i, path in enumerate(paths, 1):
+            name = Path(path).name
+            try:
+                size = os.path.getsize(path)
+                if size > limit:
+                    raise DocumentError(f"{name}: too large ({size:,} bytes; the limit is {limit:,})")
+                report = self.service.add_document(
+                    name, Path(path).read_bytes(),
+                    progress=lambda f, d, i=i, name=name: progress(((i - 1) + f) / len(paths), desc=f"{name}: {d}"))
+                lines.append(f'<li class="upload-ok">✓ {esc(report.message)}</li>')
+            except DocumentError as exc:
+                lines.append(f'<li class="upload-bad">✗ Not added: {esc(str(exc))}</li>')
+            except Exception as exc:
+                log.exception("upload of %s failed", name)
+                lines.append(f'<li class="upload-bad">✗ Not added: {esc(name)}: unexpected error '
+                             f"({esc(type(exc).__name__)}); the index is unchanged.</li>")
+        after = self.service.status().get("documents", 0)
+        summary = (f"Documents in the index: {before} → {after}." if after != before
+                   else f"Nothing new was indexed; the index is unchanged ({after} documents).")
+        return f'<div id="upload-report"><ul>{"".join(lines)}</ul><div>{summary}</div></div>', self.status(), None
+
+    def clear(self):
+        return [], self.new_conversation(), EMPTY_SOURCES, "", ""
+
+
+def theme() -> gr.themes.Base:
+    """The default look with local fonts only: the stock theme fetches Google Fonts, which offline
+    machines cannot reach (pages then wait on it), and CJK text wants a CJK font first anyway."""
+    sans = ["Noto Sans CJK SC", "Noto Sans SC", "PingFang SC", "Microsoft YaHei", "DejaVu Sans", "system-ui", "sans-serif"]
+    mono = ["Noto Sans Mono CJK SC", "ui-monospace", "Consolas", "monospace"]
+    return gr.themes.Default(font=sans, font_mono=mono)
+
+
+def build_app(service: QAService) -> gr.Blocks:
+    settings = service.settings
+    h = Handlers(service)
+
+    with gr.Blocks(title="文档问答 · Document QA", analytics_enabled=False, delete_cache=(3600, 3600)) as demo:
+        conv = gr.State(Handlers.new_conversation())
+        gr.Markdown("## 文档问答 · Question answering over Chinese documents\n"
+                    "Ask in 简体, 繁體 or English. Answers quote the documents verbatim with numbered citations "
+                    "[1], [2]…; click a marker to jump to its source. When the documents don't say, the bot says so.")
+        status = gr.HTML(h.status(), elem_id="index-status")
+        with gr.Row(equal_height=False):
+            with gr.Column(scale=3, min_width=380):
+                chatbot = gr.Chatbot(label="Chat", elem_id="chat", height=520, latex_delimiters=[],
+                                     feedback_options=None, buttons=["copy"],
+                                     placeholder="Ask a question about the documents.")
+                with gr.Row():
+                    question = gr.Textbox(show_label=False, placeholder="Ask a question… 例如：零一万物为什么放弃预训练？",
+                                          scale=5, max_lines=4, elem_id="question", autofocus=True)
+                    ask_btn = gr.Button("Ask", variant="primary", scale=1, min_width=80, elem_id="ask-button")
+                meta = gr.HTML("", elem_id="answer-meta")
+                gr.Examples([[q] for q in EXAMPLES], inputs=[question], label="Example questions")
+                clear_btn = gr.Button("New conversation", size="sm", elem_id="clear-button")
+                with gr.Accordion("Settings", open=False, elem_id="settings"):
+                    mode = gr.Radio(value="extractive", label="Answer mode", elem_id="answer-mode", **_mode_choice(service))
+                    top_k = gr.Slider(1, 20, value=settings.top_k, step=1, label="Passages to retrieve (top-k)",
+                                      elem_id="top-k")
+                with gr.Accordion("Add documents", open=True, elem_id="add-documents"):
+                    files = gr.File(file_count="multiple", label=f"Upload .txt / .md files (UTF-8, GBK or Big5; "
+                                    f"≤ {settings.max_upload_bytes // 1_000_000} MB each)", elem_id="upload", height=150)
+                    upload_result = gr.HTML("", elem_id="upload-result")
+            with gr.Column(scale=2, min_width=320):
+                gr.Markdown("### Sources", elem_id="sources-title")
+                sources = gr.HTML(EMPTY_SOURCES, label="Sources", elem_id="sources-panel")
+
+        gr.on([question.submit, ask_btn.click], h.respond, inputs=[question, mode, top_k, conv],
+              outputs=[chatbot, question, sources, meta, conv], api_name="respond",
+              concurrency_id="answer", show_progress="minimal")
+        files.upload(h.upload, inputs=[files], outputs=[upload_result, status, files], api_name="upload",
+                     concurrency_limit=1, concurrency_id="upload")
+        clear_btn.click(h.clear, outputs=[chatbot, conv, sources, meta, question], api_visibility="private", queue=False)
+        demo.load(h.status, outputs=[status], api_visibility="private", queue=False)
+        gr.api(h.ask, api_name="ask", concurrency_id="answer")
+    demo.queue(default_concurrency_limit=CONCURRENCY, max_size=None)
+
+    # gradio 6 takes css/head in launch(): bake ours in, so `demo.launch(...)` in tests looks the same.
+    plain_launch = demo.launch
+
+    def launch_with_style(*args, **kwargs):
+        kwargs.setdefault("css", CSS)
+        kwargs.setdefault("head", HEAD)
+        kwargs.setdefault("theme", theme())
+        return plain_launch(*args, **kwargs)
+
+    demo.launch = launch_with_style
+    return demo
+
+
+def _terminal_progress():
+    """tqdm already draws the embedding bar; this adds the stage summaries."""
+
+    def progress(fraction: float, desc: str) -> None:
+        if fraction >= 1.0 and not desc.startswith("embedding"):
+            print(f"[index] {desc}", flush=True)
+
+    return progress
+
+
+def _warm_up(service: QAService) -> None:
+    """First question pays for lazy initialisation (tokenizers, jieba, sentence vectors): do it now."""
+    started = time.perf_counter()
+    try:
+        service.ask(EXAMPLES[1])
+        log.info("warm-up question answered in %.1fs", time.perf_counter() - started)
+    except Exception:  # never fatal
+        log.exception("warm-up failed")
+
+
+def launch(settings: Settings | None = None, host: str | None = None, port: int | None = None, **kwargs):
+    settings = settings or load_settings()
+    started = time.perf_counter()
+    if (Path(settings.index_dir) / CURRENT_FILE).exists():
+        print(f"Opening the index in {settings.index_dir}…", flush=True)
+    else:
+        print(f"No index in {settings.index_dir} yet: building it from {settings.corpus_dir} (first start only)…",
+              flush=True)
+    service = QAService.open(settings, build_if_missing=True, progress=_terminal_progress())
+    for message in service.messages:
+        if not message.startswith("No index yet"):
+            print(f"note: {message}", flush=True)
+    st = service.status()
+    print(f"Index ready in {time.perf_counter() - started:.1f}s: {st['documents']} documents, {st['chunks']} passages.",
+          flush=True)
+    threading.Thread(target=_warm_up, args=(service,), daemon=True, name="qa-warm-up").start()
+    demo = build_app(service)
+    max_file = max(settings.max_upload_bytes * 2, 1_000_000)
+    return demo.launch(server_name=host or settings.host, server_port=port or settings.port,
+                       max_file_size=max_file, **kwargs)
