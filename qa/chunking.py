@@ -12,6 +12,10 @@ from .text import split_sentences
 from .types import Chunk, Document, Sentence
 
 
+# Bump when sentence splitting or packing changes: indexes built by another version re-chunk everything.
+CHUNKER_VERSION = 2
+
+
 @lru_cache(maxsize=4)
 def _encoding(name: str) -> tiktoken.Encoding:
     return tiktoken.get_encoding(name)

@@ -58,14 +58,15 @@ def cmd_index(args) -> int:
 
 
 def cmd_ask(args) -> int:
-    from .pipeline import QuestionError
+    from .pipeline import QuestionError, clean_question
 
     question = " ".join(args.question) if args.question else sys.stdin.read()
-    service = _service(args)
-    for message in service.messages:
-        print(f"note: {message}", file=sys.stderr)
     started = time.perf_counter()
     try:
+        clean_question(question, _settings(args))  # reject bad input before loading (or building) anything
+        service = _service(args)
+        for message in service.messages:
+            print(f"note: {message}", file=sys.stderr)
         answer = service.ask(question, top_k=args.top_k)
     except QuestionError as exc:
         if args.json:

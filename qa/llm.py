@@ -63,7 +63,7 @@ Answer in {language}, citing the passages as [n]."""
 
 _FENCE_TAG = re.compile(r"<\s*(/?)\s*passage", re.I)
 _THINK = re.compile(r"<think>.*?(?:</think>|$)", re.S | re.I)
-_MARK = re.compile(r"[\[［【]\s*(\d{1,3}(?:\s*[,，、;；]\s*\d{1,3})*)\s*[\]］】]")
+_MARK = re.compile(r"[\[［【]\s*(\d{1,3}(?:\s*[-–]\s*\d{1,3})?(?:\s*[,，、;；]\s*\d{1,3}(?:\s*[-–]\s*\d{1,3})?)*)\s*[\]］】]")
 _SENT_END = re.compile(r"(?:[。！？!?；;…]+|\.(?=\s|$|[\[［【]))[\"”」』’）)*]*")
 _MARKS_AFTER = re.compile(r"(?:[ \t]*" + _MARK.pattern + r")+")
 _UNITS = re.compile(r"[\u3400-\u9fff]|[0-9a-z]+")
@@ -263,17 +263,24 @@ class ChatClient:
     def complete(self, messages: list[dict]) -> str:
         return "".join(self.stream(messages, stream=False))
 
+    def _lines(self, response: httpx.Response, deadline: float) -> Iterator[str]:
+        """Lines of the body, checking the total deadline and size on every received piece (even mid-line)."""
+        buffer, size = "", 0
+        for text in response.iter_text():
+            if time.monotonic() > deadline:
+                raise LLMError(f"took longer than {TOTAL_TIMEOUT_FACTOR * self.timeout_s:g} s in total")
+            size += len(text)
+            if size > MAX_RESPONSE_CHARS:
+                raise LLMError("sent an over-long response")
+            *lines, buffer = re.split(r"\r\n|\r|\n", buffer + text)
+            yield from lines
+        if buffer:
+            yield buffer
+
     def _read(self, response: httpx.Response, deadline: float) -> Iterator[str]:
         sse: bool | None = None
         body: list[str] = []
-        size = 0
-        done = False
-        for line in response.iter_lines():
-            if time.monotonic() > deadline:
-                raise LLMError(f"took longer than {TOTAL_TIMEOUT_FACTOR * self.timeout_s:g} s in total")
-            size += len(line) + 1
-            if size > MAX_RESPONSE_CHARS:
-                raise LLMError("sent an over-long response")
+        for line in self._lines(response, deadline):
             stripped = line.strip()
             if sse is None:
                 if not stripped:
@@ -282,12 +289,11 @@ class ChatClient:
             if not sse:
                 body.append(line)
                 continue
-            if done or not stripped.startswith("data:"):
-                continue  # comments, event names, keep-alives, anything after [DONE]
+            if not stripped.startswith("data:"):
+                continue  # comments, event names, keep-alives
             data = stripped[5:].strip()
             if data == "[DONE]":
-                done = True
-                continue
+                return  # do not wait for a server that keeps the connection open
             try:
                 chunk = json.loads(data)
             except ValueError:
@@ -338,9 +344,26 @@ def _split_answer(text: str) -> list[_Sentence]:
     for s in sentences:
         piece = text[s.start : s.end]
         s.marks = [m for m in _MARK.finditer(text, s.start, s.end)]
-        s.numbers = [int(n) for m in s.marks for n in re.split(r"\s*[,，、;；]\s*", m.group(1))]
+        s.numbers = [n for m in s.marks for n in _mark_numbers(m.group(1))]
         s.claim = _MARK.sub("", piece).strip()
     return sentences
+
+
+def _mark_numbers(group: str) -> list[int]:
+    """"1, 3" -> [1, 3]; "2-4" -> [2, 3, 4] (ranges of at most 10)."""
+    numbers: list[int] = []
+    for item in re.split(r"\s*[,，、;；]\s*", group.strip()):
+        ends = [int(x) for x in re.split(r"\s*[-–]\s*", item)]
+        if len(ends) == 2 and 0 <= ends[1] - ends[0] < 10:
+            numbers.extend(range(ends[0], ends[1] + 1))
+        else:
+            numbers.extend(ends)
+    return numbers
+
+
+def _numbers_in(text: str) -> set[str]:
+    """Digit runs of normalized text, thousands separators removed ("2,000" -> "2000")."""
+    return set(_DIGITS.findall(re.sub(r"(?<=\d)[,，](?=\d{3})", "", normalize(text))))
 
 
 def _grams(text: str) -> set[str]:
@@ -416,8 +439,7 @@ def verify_answer(text: str, passages: list[Passage], answer: Answer, model_name
         scores = {n: _coverage(grams, passage_grams[n]) for n in cited}
         ok = len(grams) >= (3 if cross_language else 2) and _coverage(grams, union) >= LEXICAL_SUPPORT
         if not cross_language:
-            union_text = normalize(" ".join(given[n].text for n in cited))
-            if not all(d in union_text for d in _DIGITS.findall(normalize(s.claim))):
+            if not _numbers_in(s.claim) <= set().union(*(_numbers_in(given[n].text) for n in cited)):
                 ok, s.reason = False, "a number is not in the cited passage"
         elif not ok:
             s.reason = "written in another language without quoting the passage"
@@ -480,8 +502,7 @@ def _rewrite(text: str, sentences: list[_Sentence], order: dict[int, int]) -> st
     for s in sentences:
         for m in s.marks:
             out.append(text[pos : m.start()])
-            numbers = [int(n) for n in re.split(r"\s*[,，、;；]\s*", m.group(1))]
-            kept = list(dict.fromkeys(order[n] for n in numbers if n in order))
+            kept = list(dict.fromkeys(order[n] for n in _mark_numbers(m.group(1)) if n in order))
             out.append("".join(f"[{n}]" for n in kept))
             pos = m.end()
         if s.flagged:

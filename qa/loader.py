@@ -32,13 +32,17 @@ def decode_bytes(data: bytes, name: str = "file") -> str:
     if data.startswith((b"\xff\xfe", b"\xfe\xff")):
         return _strict(data, "utf-16", name)
     if b"\x00" in data:
-        raise DocumentError(f"{name}: looks like a binary file (contains NUL bytes); only text files are supported")
+        text = _utf16_without_bom(data)
+        if text is None:
+            raise DocumentError(f"{name}: looks like a binary file (contains NUL bytes); only text files are supported")
+        return text
     try:
         return data.decode("utf-8")
     except UnicodeDecodeError:
         pass
     candidates = []
-    for encoding in ("gb18030", "big5"):
+    encodings = ("gb18030", "big5", "utf-16-le", "utf-16-be") if len(data) % 2 == 0 else ("gb18030", "big5")
+    for encoding in encodings:
         try:
             candidates.append((_plausibility(data.decode(encoding)), encoding))
         except UnicodeDecodeError:
@@ -51,6 +55,26 @@ def decode_bytes(data: bytes, name: str = "file") -> str:
         raise DocumentError(f"{name}: could not tell the text encoding (not UTF-8; GBK/Big5 give gibberish)")
     log.info("decoded %s as %s", name, encoding)
     return text
+
+
+def _utf16_without_bom(data: bytes) -> str | None:
+    """UTF-16 without a BOM has NUL bytes too (high bytes of ASCII, 一 = U+4E00): keep the byte order
+    whose decoding reads as text (printable, with real words or mostly ASCII), else call it binary."""
+    if len(data) % 2:
+        return None
+    best, best_score = None, 0.0
+    for encoding in ("utf-16-le", "utf-16-be"):
+        try:
+            text = data.decode(encoding)
+        except UnicodeDecodeError:
+            continue
+        if sum(ch.isprintable() or ch in "\n\r\t" for ch in text) < 0.95 * len(text):
+            continue
+        ascii_share = sum(ch.isascii() for ch in text) / max(1, len(text))
+        score = max(_plausibility(text), ascii_share)
+        if score > best_score:
+            best, best_score = text, score
+    return best if best_score >= 0.1 else None
 
 
 def _strict(data: bytes, encoding: str, name: str) -> str:

@@ -143,12 +143,14 @@ class QAService:
         target = (corpus / file_name).resolve()
         if target.parent != corpus:
             raise DocumentError(f"{name!r}: not a usable file name")
+        replaced = target.exists()
         with self._lock:
             tmp = corpus / f".upload-{uuid.uuid4().hex}.tmp"
             tmp.write_bytes(data)
             os.replace(tmp, target)
             report = self.reindex(progress=progress)
-        report.message = f"Added {file_name}: {report.embedded_chunks} new passages indexed ({report.chunks} in total)."
+        verb = "Replaced the earlier version of" if replaced else "Added"
+        report.message = f"{verb} {file_name}: {report.embedded_chunks} new passages indexed ({report.chunks} in total)."
         return report
 
     def status(self) -> dict:

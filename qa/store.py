@@ -24,7 +24,7 @@ import faiss
 import numpy as np
 from tqdm import tqdm
 
-from .chunking import chunk_document, token_counter
+from .chunking import CHUNKER_VERSION, chunk_document, token_counter
 from .settings import Settings
 from .sparse import SparseIndex
 from .text import fold_script, normalize
@@ -56,6 +56,7 @@ class ModelMismatchError(IndexError_):
 def chunking_signature(settings: Settings) -> dict:
     """The settings that change chunk boundaries: a change forces re-chunking every document."""
     return {
+        "chunker_version": CHUNKER_VERSION,
         "tiktoken_encoding": settings.tiktoken_encoding,
         "chunk_tokens": settings.chunk_tokens,
         "chunk_overlap_tokens": settings.chunk_overlap_tokens,

@@ -15,10 +15,20 @@ from __future__ import annotations
 
 import json
 import socket
+import sys
 import threading
 import time
 from dataclasses import dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+
+    def handle_error(self, request, client_address):
+        if issubclass(sys.exc_info()[0] or Exception, (ConnectionError, TimeoutError)):
+            return  # the client gave up (a timeout test): expected
+        super().handle_error(request, client_address)
 
 
 @dataclass
@@ -30,6 +40,8 @@ class Reply:
     piece_chars: int = 3  # streamed piece size
     piece_delay: float = 0.0  # seconds between streamed pieces
     force_stream: bool | None = None  # answer as SSE / JSON regardless of the request
+    trickle: bytes | None = None  # sent one byte per piece_delay, never a newline
+    keep_open: float = 0.0  # seconds to hold the connection open after [DONE]
 
 
 def free_port() -> int:
@@ -86,6 +98,16 @@ class ScriptedLLM:
                 if reply.garbage is not None:
                     self._send(200, "application/json", reply.garbage)
                     return
+                if reply.trickle is not None:
+                    self.send_response(200)
+                    self.send_header("Content-Type", "text/event-stream")
+                    self.end_headers()
+                    for byte in reply.trickle:
+                        if owner._stop.wait(reply.piece_delay):
+                            return
+                        self.wfile.write(bytes([byte]))
+                        self.wfile.flush()
+                    return
                 stream = body.get("stream") if reply.force_stream is None else reply.force_stream
                 created = int(time.time())
                 if not stream:
@@ -115,10 +137,11 @@ class ScriptedLLM:
                 self.wfile.write(b"data: " + json.dumps(last).encode() + b"\n\n")
                 self.wfile.write(b"data: [DONE]\n\n")
                 self.wfile.flush()
+                if reply.keep_open:
+                    owner._stop.wait(reply.keep_open)
                 self.close_connection = True
 
-        self.server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self.server.daemon_threads = True
+        self.server = _Server(("127.0.0.1", 0), Handler)
         self.port = self.server.server_address[1]
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
         self._thread = threading.Thread(target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True)

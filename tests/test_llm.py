@@ -93,6 +93,15 @@ def test_plain_request_and_server_ignoring_the_stream_flag(built_service, extrac
     assert llm_answer(extractive, settings).mode == "llm"
 
 
+def test_connection_held_open_after_done(built_service, extractive, llm):
+    settings = llm_settings(built_service, llm.base_url, llm_timeout_s=1.0)
+    n = passage_number(settings, extractive)
+    llm.script(Reply(f"一次預訓練成本約三四百萬美元[{n}]。", keep_open=5.0))
+    started = time.perf_counter()
+    assert llm_answer(extractive, settings, stream=True).mode == "llm"
+    assert time.perf_counter() - started < 1.0
+
+
 def test_think_blocks_are_hidden(built_service, extractive, llm):
     settings = llm_settings(built_service, llm.base_url)
     n = passage_number(settings, extractive)
@@ -171,6 +180,7 @@ def test_endpoint_down(built_service, extractive):
     (Reply("一次預訓練成本約三四百萬美元[1]。", delay=5.0), True, "did not answer within 1 s"),  # nothing arrives
     (Reply("一次預訓練成本約三四百萬美元[1]。", delay=5.0), False, "did not answer within 1 s"),
     (Reply("一次預訓練成本約三四百萬美元[1]。" * 6, piece_delay=0.6), True, "longer than 4 s in total"),  # trickles
+    (Reply(trickle=b"data: " + b"x" * 100, piece_delay=0.3), True, "longer than 4 s in total"),  # one endless line
 ])
 def test_slow_endpoint_times_out(built_service, extractive, llm, reply, stream, words, capsys):
     settings = llm_settings(built_service, llm.base_url, llm_timeout_s=1.0)
@@ -318,3 +328,38 @@ def test_injected_document_can_still_be_cited_honestly(injected_service, embedde
     llm.script(Reply(f"星河科技的总部位于杭州市滨江区[{n}]。"))
     _, final = collect(service.ask_stream(question, answer_mode="llm"))
     assert final.mode == "llm" and final.citations[0].doc == "xinghe-notes.txt"
+
+
+# ------------------------------------------------------------------ verification details (no server)
+
+def _answer_over(*texts):
+    from qa.types import Answer, Chunk, Hit
+
+    hits, pos = [], 0
+    for i, text in enumerate(texts):
+        hits.append(Hit(Chunk(i, f"doc{i}.txt", pos, pos + len(text), text), 1.0 - i / 10))
+        pos += len(text) + 1
+    return Answer(question="问题？", text="extractive [1]", abstained=False, hits=hits)
+
+
+def test_marker_styles_ranges_and_renumbering():
+    from qa.llm import Passage, verify_answer
+
+    answer = _answer_over("零一萬物將不再追求訓練超級大模型。", "阶跃星辰完成B轮数亿美元融资。", "百川智能发布了医疗大模型。")
+    passages = [Passage(i + 1, hit, hit.chunk.text) for i, hit in enumerate(answer.hits)]
+    final = verify_answer("阶跃星辰完成了B轮数亿美元的融资【2】。零一万物不再追求训练超级大模型［1, 9］。"
+                          "百川智能发布了医疗大模型 [2-3]。", passages, answer, "m")
+    assert final.mode == "llm"
+    assert final.text == "阶跃星辰完成了B轮数亿美元的融资[1]。零一万物不再追求训练超级大模型[2]。百川智能发布了医疗大模型 [1][3]。"
+    assert [c.doc for c in final.citations] == ["doc1.txt", "doc0.txt", "doc2.txt"]
+    assert final.unsupported == [] and "[9]" in final.notice  # the invalid number is removed and reported
+
+
+def test_numbers_must_match_the_passage():
+    from qa.llm import Passage, verify_answer
+
+    answer = _answer_over("Yi-Lightning在訓練時用了2000張GPU，耗時一個半月。")
+    passages = [Passage(1, answer.hits[0], answer.hits[0].chunk.text)]
+    assert verify_answer("Yi-Lightning训练时用了2,000张GPU，耗时一个半月[1]。", passages, answer).mode == "llm"
+    final = verify_answer("Yi-Lightning训练时用了3000张GPU，耗时一个半月[1]。", passages, answer)
+    assert final.mode == "extractive-fallback" and final.text == "extractive [1]"
