@@ -8,12 +8,12 @@
 # On a 2-core CPU embedding is the bottleneck (~3-10 passages/s), so the public sets are sampled:
 #   XQuAD: all 240 paragraphs (458 passages) indexed, a seeded sample of $QUESTIONS questions
 #          (the same question ids for zh->zh and en->zh);
-#   DRCD dev, CMRC 2018 dev: the first $PARAGRAPHS paragraphs indexed (~450 passages), a seeded
-#          sample of $QUESTIONS of their questions.
+#   DRCD dev, CMRC 2018 dev: the first $PARAGRAPHS paragraphs indexed, a seeded
+#          sample of $QUESTIONS of their questions (DRCD 357, CMRC 444 passages).
 # Each dataset is embedded once and shared by its three retrieval systems; passage and sentence
 # vectors are also cached on disk (<cache_dir>/eval-embeddings/), so XQuAD en->zh reuses zh->zh's and
 # a rerun embeds nothing (results are identical; only the cold run's hybrid latency includes embedding).
-# Cold run: about 15 minutes on an idle 2-core machine. Override the sample with
+# Cold run (empty vector cache): 9.6 minutes on the shared 2-core dev machine. Override the sample with
 #   QUESTIONS=... PARAGRAPHS=... eval/run_benchmarks.sh     (PARAGRAPHS=all indexes every paragraph)
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -33,6 +33,10 @@ def _settings(args):
         overrides["index_dir"] = Path(args.index_dir)
     if getattr(args, "model", None):
         overrides["embedding_model"] = args.model
+    if getattr(args, "llm_base_url", None):
+        overrides["llm_base_url"] = args.llm_base_url
+    if getattr(args, "llm_model", None):
+        overrides["llm_model"] = args.llm_model
     return load_settings(**overrides)
 
 
@@ -67,7 +71,9 @@ def cmd_ask(args) -> int:
         service = _service(args)
         for message in service.messages:
             print(f"note: {message}", file=sys.stderr)
-        answer = service.ask(question, top_k=args.top_k)
+        answer = None
+        for _, final in service.ask_stream(question, top_k=args.top_k, answer_mode=args.mode):
+            answer = final or answer
     except QuestionError as exc:
         if args.json:
             print(json.dumps({"error": str(exc)}, ensure_ascii=False))
@@ -77,6 +83,8 @@ def cmd_ask(args) -> int:
         print(json.dumps(answer.to_json_dict(), ensure_ascii=False, indent=2))
         return 0
     print(answer.text)
+    if answer.notice and answer.mode != "extractive":
+        print(f"note: {answer.notice}", file=sys.stderr)
     for n, c in enumerate(answer.citations, 1):
         print(f"  [{n}] {c.title or c.doc} chars {c.start}-{c.end} (score {c.score:.3f})")
     print(f"({answer.mode}, {time.perf_counter() - started:.2f}s)", file=sys.stderr)
@@ -101,6 +109,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--corpus", help="corpus folder (default: corpus/)")
     parser.add_argument("--index-dir", help="index folder (default: index/)")
     parser.add_argument("--model", help="sentence-transformers model name or path (default: bundled multilingual-e5-small)")
+    parser.add_argument("--llm-base-url", help="OpenAI-compatible endpoint of a local LLM, e.g. http://127.0.0.1:11434/v1 (env QA_LLM_BASE_URL)")
+    parser.add_argument("--llm-model", help="model name at that endpoint (env QA_LLM_MODEL)")
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -112,6 +122,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("question", nargs="*", help="the question (read from stdin when omitted)")
     p.add_argument("--json", action="store_true", help="print the answer, citations and hits as JSON")
     p.add_argument("--top-k", type=int, default=None, help="passages to retrieve")
+    p.add_argument("--mode", choices=["extractive", "llm"], default="extractive",
+                   help="answer with quoted sentences (default) or with the configured local LLM")
     p.set_defaults(func=cmd_ask)
 
     p = sub.add_parser("eval", help="evaluate on a question set or a SQuAD-format benchmark")

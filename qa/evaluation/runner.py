@@ -40,7 +40,7 @@ from typing import Sequence
 import numpy as np
 
 from ..settings import PROJECT_ROOT, Settings, load_settings
-from .metrics import EvalRecord, answer_is_correct, evaluate_by_slice, first_relevant_rank
+from .metrics import EvalRecord, answer_is_correct, evaluate_by_slice
 from .questions import EvalQuestion, load_questions
 
 DEFAULT_QUESTIONS = PROJECT_ROOT / "eval" / "questions.jsonl"
@@ -749,7 +749,7 @@ def run_combine(args) -> int:
     name = _slug(args.name or "benchmarks")
     keys = [("recall@1", "R@1"), ("recall@5", "R@5"), ("recall@10", "R@10"), ("mrr", "MRR"),
             ("answer_accuracy", "acc"), ("char_f1", "char-F1"), ("exact_match", "EM"), ("latency_p50_s", "p50 s")]
-    lines = [f"# Benchmarks", "",
+    lines = ["# Benchmarks", "",
              "Each row: one dataset sample × one retrieval system, same questions and index. Relevance on the public "
              f"SQuAD-format sets: {SQUAD_RELEVANCE}; on the seed set: {SEED_RELEVANCE}. Answer accuracy: the quoted "
              "answer contains a gold span / keyword; char-F1 and EM: CMRC 2018 official style. Sources and licences: "
