@@ -106,7 +106,22 @@ class QAService:
             service.messages.append(f"{exc}. Rebuilt the index from the corpus.")
             log.warning("%s; rebuilding", exc)
             service.reindex(rebuild=True, progress=progress)
+        else:
+            if build_if_missing and service.index_is_stale():
+                report = service.reindex(progress=progress)
+                service.messages.append(f"The corpus or chunking settings changed since the last build: re-indexed "
+                                        f"{report.embedded_documents} documents, reused {report.reused_documents}.")
         return service
+
+    def index_is_stale(self) -> bool:
+        """True when corpus/ files or chunking settings differ from what the active index was built from."""
+        from .store import chunking_signature
+
+        if self.index is None or self.index.manifest.get("chunking") != chunking_signature(self.settings):
+            return True
+        documents, _ = load_corpus(self.settings.corpus_dir, self.settings.max_upload_bytes)
+        built = {doc_id: meta.get("hash") for doc_id, meta in self.index.documents.items()}
+        return built != {d.doc_id: d.content_hash for d in documents}
 
     def reindex(self, rebuild: bool = False, progress: Progress | None = None) -> IndexReport:
         """Index corpus/ incrementally (unchanged documents keep their vectors) and persist atomically."""

@@ -179,3 +179,15 @@ def test_cli_rejects_empty_question_with_exit_code_2(built_service):
     )
     assert out.returncode == 2
     assert "type a question" in out.stderr
+
+
+def test_open_notices_a_corpus_changed_behind_its_back(built_service, tmp_path):
+    from qa.pipeline import QAService
+
+    service = clone_service(built_service, tmp_path)
+    (service.settings.corpus_dir / "late-arrival.txt").write_text("晨曦模型公司于2032年在杭州成立。", encoding="utf-8")
+    reopened = QAService.open(service.settings)
+    assert any("re-indexed 1 documents" in m for m in reopened.messages)
+    assert "late-arrival.txt" in reopened.index.documents
+    again = QAService.open(service.settings)
+    assert again.messages == []

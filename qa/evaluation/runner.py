@@ -272,6 +272,31 @@ def embedding_cache_path(settings: Settings) -> Path:
 
 # ------------------------------------------------------------------ running
 
+def open_current(settings: Settings):
+    """QAService.open, then make sure the index matches the corpus and the current chunker.
+
+    `QAService.open` loads index/ as it is; an index built from other corpus files or by an older
+    chunker (another sentence splitting) would be evaluated silently. Such an index is brought up to
+    date in memory only (unchanged documents keep their vectors); index/ is left as it is.
+    """
+    from ..loader import load_corpus
+    from ..pipeline import QAService
+    from ..store import build_index, chunking_signature
+
+    service = QAService.open(settings)
+    for message in service.messages:
+        print(f"note: {message}", file=sys.stderr)
+    documents, _ = load_corpus(settings.corpus_dir, settings.max_upload_bytes)
+    index = service.index
+    current = {d.doc_id: d.content_hash for d in documents}
+    indexed = {doc_id: meta.get("hash") for doc_id, meta in index.documents.items()}
+    if index.manifest.get("chunking") != chunking_signature(settings) or current != indexed:
+        print("note: index/ is out of date (corpus or chunker changed since `qa index`); evaluating an "
+              "up-to-date index built in memory (run `qa index` to update index/)", file=sys.stderr)
+        service.index, _ = build_index(documents, settings, service.embedder, index)
+    return service
+
+
 def _answer_text(text: str) -> str:
     """The answer without its citation markers "[n]" (they are not part of the quoted text)."""
     return _CITATION.sub("", text or "").strip()
@@ -451,11 +476,7 @@ def run_seed(args, service=None) -> int:
         raise UsageError(f"{path}: no questions to evaluate")
     started = time.perf_counter()
     if service is None:
-        from ..pipeline import QAService
-
-        service = QAService.open(settings_from_args(args))
-        for message in service.messages:
-            print(f"note: {message}", file=sys.stderr)
+        service = open_current(settings_from_args(args))
     modes = SYSTEMS if args.baselines else ("hybrid",)
     records = run_systems(service, questions, modes, ks)
     systems = summarize(records, ks)
@@ -614,7 +635,7 @@ def run_calibration(args, service=None) -> int:
     ks = parse_ks(args.k)
     started = time.perf_counter()
     if service is None:
-        service = QAService.open(settings_from_args(args))
+        service = open_current(settings_from_args(args))
     base = service.settings
     # a private service over the same index and embedder: it never abstains, so the reader's best
     # score and answer are read once per question and weight, and the threshold is swept offline
