@@ -19,7 +19,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python}
-DATA=${QA_EVALDATA:-/work/shared/evaldata}
+DATA=${QA_EVALDATA:-../shared/evaldata}
 OUT=${OUT:-eval/results}
 QUESTIONS=${QUESTIONS:-150}
 PARAGRAPHS=${PARAGRAPHS:-120}

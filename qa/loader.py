@@ -60,7 +60,8 @@ def decode_bytes(data: bytes, name: str = "file") -> str:
 def _utf16_without_bom(data: bytes) -> str | None:
     """UTF-16 without a BOM has NUL bytes too (high bytes of ASCII, 一 = U+4E00): keep the byte order
     whose decoding reads as text (printable, with real words or mostly ASCII), else call it binary."""
-    if len(data) % 2:
+    odd, even = data[1::2].count(0), data[0::2].count(0)
+    if len(data) % 2 or min(odd, even) > 0.25 * (odd + even):  # text has its NULs on one byte parity
         return None
     best, best_score = None, 0.0
     for encoding in ("utf-16-le", "utf-16-be"):
