@@ -20,9 +20,6 @@ from .sparse import tokenize
 from .text import fold_script, normalize
 from .types import Answer, Citation, Hit
 
-LEXICAL_WEIGHT = 0.2  # weight of question-term coverage next to cosine similarity (calibrated on the seed set)
-ENTITY_MISS_PENALTY = 0.05  # a sentence that names none of the question's entities is less likely the answer
-UNKNOWN_TERM_PENALTY = 0.2  # share of question concepts found nowhere in the corpus: a sign it cannot answer
 
 NOT_FOUND = {
     "en": "Not found in the documents: none of the indexed passages answers this question.",
@@ -71,17 +68,18 @@ class ExtractiveReader:
                         corpus_text: str | None = None) -> list[ScoredSentence]:
         """Candidate sentences of the top chunks, best first. `corpus_text` (normalized) enables the unknown-term penalty."""
         candidates, seen = [], set()
-        for hit in hits[: self.settings.reader_chunks]:
+        for rank, hit in enumerate(hits[: self.settings.reader_chunks], 1):
             chunk = hit.chunk
             for s in chunk.sentences:
                 key = (chunk.doc_id, s.start, s.end)
                 if key not in seen:
                     seen.add(key)
-                    candidates.append((key, chunk.text[s.start - chunk.start : s.end - chunk.start], chunk.chunk_id))
+                    candidates.append((key, chunk.text[s.start - chunk.start : s.end - chunk.start], chunk.chunk_id, rank))
         if not candidates:
             return []
         vectors = self._sentence_vectors([c[0] for c in candidates], [c[1] for c in candidates])
         dense = vectors @ query_vector.astype(np.float32)
+        cfg = self.settings
         concepts, entities = self.question_concepts(question)
         unknown = 0.0
         if corpus_text is not None and concepts:
@@ -89,11 +87,12 @@ class ExtractiveReader:
             checkable = [c for c in concepts if any(not a.isascii() or a.isdigit() for a in c)]
             unknown = sum(not any(a in corpus_text for a in c) for c in checkable) / len(concepts)
         scored = []
-        for (key, text, chunk_id), cos in zip(candidates, dense):
+        for (key, text, chunk_id, rank), cos in zip(candidates, dense):
             folded = normalize(text)
             coverage = sum(any(a in folded for a in c) for c in concepts) / len(concepts) if concepts else 0.0
-            penalty = ENTITY_MISS_PENALTY if entities and not any(any(a in folded for a in e) for e in entities) else 0.0
-            score = float(cos) + LEXICAL_WEIGHT * coverage - penalty - UNKNOWN_TERM_PENALTY * unknown
+            penalty = cfg.reader_entity_miss_penalty if entities and not any(any(a in folded for a in e) for e in entities) else 0.0
+            score = (float(cos) + cfg.reader_lexical_weight * coverage + cfg.reader_rank_weight / rank
+                     - penalty - cfg.reader_unknown_term_penalty * unknown)
             scored.append(ScoredSentence(key[0], key[1], key[2], text, score, chunk_id, titles(key[0]) if titles else ""))
         scored.sort(key=lambda s: -s.score)
         return scored

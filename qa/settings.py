@@ -47,6 +47,13 @@ class Settings:
     reader_chunks: int = 4  # top chunks whose sentences are scored
     answer_sentences: int = 3
     answer_margin: float = 0.08  # keep sentences scoring within this of the best
+    # sentence score = cosine + lexical_weight * share of question concepts mentioned + rank_weight / chunk rank
+    #                  - entity_miss_penalty (names none of the question's entities)
+    #                  - unknown_term_penalty * share of question concepts absent from the whole corpus
+    reader_lexical_weight: float = 0.2
+    reader_rank_weight: float = 0.0
+    reader_entity_miss_penalty: float = 0.05
+    reader_unknown_term_penalty: float = 0.2
     abstain_threshold: float = 0.79  # calibrated on eval/questions.jsonl with `qa eval --calibrate` (see README)
 
     # Input limits.
