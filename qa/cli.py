@@ -7,6 +7,7 @@ import json
 import logging
 import sys
 import time
+from pathlib import Path
 
 from .loader import DocumentError
 from .settings import load_settings
@@ -18,18 +19,15 @@ EXIT_USAGE = 2
 def _service(args, build_if_missing=True):
     from .pipeline import QAService
 
-    return QAService.open(_settings(args), build_if_missing=build_if_missing)
+    return QAService.open(settings_from_args(args), build_if_missing=build_if_missing)
 
 
-def _settings(args):
+def settings_from_args(args):
+    """Settings from the global options (corpus, index, model, LLM), over QA_* variables and defaults."""
     overrides = {}
     if getattr(args, "corpus", None):
-        from pathlib import Path
-
         overrides["corpus_dir"] = Path(args.corpus)
     if getattr(args, "index_dir", None):
-        from pathlib import Path
-
         overrides["index_dir"] = Path(args.index_dir)
     if getattr(args, "model", None):
         overrides["embedding_model"] = args.model
@@ -43,7 +41,7 @@ def _settings(args):
 def cmd_index(args) -> int:
     from .pipeline import QAService
 
-    settings = _settings(args)
+    settings = settings_from_args(args)
     service = QAService(settings)
     if not args.rebuild:
         try:
@@ -67,7 +65,7 @@ def cmd_ask(args) -> int:
     question = " ".join(args.question) if args.question else sys.stdin.read()
     started = time.perf_counter()
     try:
-        clean_question(question, _settings(args))  # reject bad input before loading (or building) anything
+        clean_question(question, settings_from_args(args))  # reject bad input before loading (or building) anything
         service = _service(args)
         for message in service.messages:
             print(f"note: {message}", file=sys.stderr)
@@ -100,7 +98,7 @@ def cmd_eval(args) -> int:
 def cmd_serve(args) -> int:
     from .app import launch
 
-    launch(_settings(args), host=args.host, port=args.port)
+    launch(settings_from_args(args), host=args.host, port=args.port)
     return 0
 
 

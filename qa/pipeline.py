@@ -14,7 +14,6 @@ import time
 import unicodedata
 import uuid
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Iterator
 
 from .aliases import AliasLexicon

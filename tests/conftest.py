@@ -51,3 +51,17 @@ def clone_service(service, tmp_dir, **overrides):
 
     clone.index = load_index(index, settings)
     return clone
+
+
+def serve(service):
+    """Start the Gradio app for `service` on a free localhost port; returns (url, demo)."""
+    import socket
+
+    from qa.app import build_app
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    demo = build_app(service)
+    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
+    return f"http://127.0.0.1:{port}", demo

@@ -1,18 +1,17 @@
 """The Gradio app: rendering helpers, handlers, and the served app under concurrent load."""
 
 import re
-import socket
 import sys
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import pytest
 
-from qa.app import (EXAMPLES, Handlers, answer_html, build_app, highlight, link_markers, sources_html,
+from qa.app import (EXAMPLES, Handlers, answer_html, highlight, link_markers, sources_html,
                     status_html)
 from qa.types import Answer, Chunk, Citation, Hit
 
-from conftest import make_service
+from conftest import make_service, serve
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -166,19 +165,11 @@ def test_upload_adds_good_files_and_rejects_bad_ones(tmp_path, embedder):
 
 # ------------------------------------------------------------------ the served app
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def served(built_service):
-    demo = build_app(built_service)
-    port = _free_port()
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
+    url, demo = serve(built_service)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield url
     finally:
         demo.close()
 

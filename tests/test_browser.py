@@ -6,12 +6,11 @@ Screenshots go to test-artifacts/ (git-ignored) for a human to look at.
 
 import os
 import re
-import socket
 from pathlib import Path
 
 import pytest
 
-from conftest import make_service
+from conftest import make_service, serve
 
 pytestmark = pytest.mark.browser
 
@@ -27,22 +26,12 @@ if not Path(CHROMIUM).is_file():
 playwright_sync = pytest.importorskip("playwright.sync_api", reason="playwright is not installed (pip install playwright)")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory, embedder):
-    from qa.app import build_app
-
     service = make_service(tmp_path_factory.mktemp("browser"), embedder)  # private corpus: uploads land there
-    demo = build_app(service)
-    port = _free_port()
-    demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
+    url, demo = serve(service)
     try:
-        yield f"http://127.0.0.1:{port}"
+        yield url
     finally:
         demo.close()
 

@@ -218,30 +218,35 @@ def cmrc_em(prediction: str, gold_answers: Sequence[str]) -> float:
     return 1.0 if any(cmrc_remove_punctuation(g) == pred for g in gold_answers) else 0.0
 
 
-class CharF1:
-    """CMRC 2018 character F1 (see above); only questions with gold_answers; an abstention scores 0."""
+class _SpanMetric:
+    """Mean of a span score over questions with gold_answers; an abstention scores 0."""
+
+    name = ""
+
+    @staticmethod
+    def compare(prediction: str, gold_answers: Sequence[str]) -> float:
+        raise NotImplementedError
+
+    def score(self, records: list[EvalRecord]) -> float:
+        return _mean(
+            0.0 if r.abstained else self.compare(r.answer or "", r.question.gold_answers)
+            for r in records
+            if r.question.gold_answers
+        )
+
+
+class CharF1(_SpanMetric):
+    """CMRC 2018 character F1 (see above)."""
 
     name = "char_f1"
-
-    def score(self, records: list[EvalRecord]) -> float:
-        return _mean(
-            0.0 if r.abstained else cmrc_f1(r.answer or "", r.question.gold_answers)
-            for r in records
-            if r.question.gold_answers
-        )
+    compare = staticmethod(cmrc_f1)
 
 
-class ExactMatch:
-    """CMRC 2018 exact match after punctuation/whitespace removal; only questions with gold_answers."""
+class ExactMatch(_SpanMetric):
+    """CMRC 2018 exact match after punctuation/whitespace removal."""
 
     name = "exact_match"
-
-    def score(self, records: list[EvalRecord]) -> float:
-        return _mean(
-            0.0 if r.abstained else cmrc_em(r.answer or "", r.question.gold_answers)
-            for r in records
-            if r.question.gold_answers
-        )
+    compare = staticmethod(cmrc_em)
 
 
 class RefusalPrecision:

@@ -39,7 +39,8 @@ from typing import Sequence
 
 import numpy as np
 
-from ..settings import PROJECT_ROOT, Settings, load_settings
+from ..cli import settings_from_args
+from ..settings import PROJECT_ROOT, Settings
 from .metrics import EvalRecord, answer_is_correct, evaluate_by_slice
 from .questions import EvalQuestion, load_questions
 
@@ -56,22 +57,13 @@ SEED_RELEVANCE = "a passage is relevant when it contains one of the question's e
 _CITATION = re.compile(r"\s*\[\d+\]")
 
 
+
+
 class UsageError(ValueError):
     pass
 
 
 # ------------------------------------------------------------------ settings and arguments
-
-def settings_from_args(args) -> Settings:
-    overrides = {}
-    if getattr(args, "corpus", None):
-        overrides["corpus_dir"] = Path(args.corpus)
-    if getattr(args, "index_dir", None):
-        overrides["index_dir"] = Path(args.index_dir)
-    if getattr(args, "model", None):
-        overrides["embedding_model"] = args.model
-    return load_settings(**overrides)
-
 
 def parse_ks(text: str | None) -> list[int]:
     try:
