@@ -8,6 +8,7 @@ answer is not in the documents instead of quoting something weak.
 
 from __future__ import annotations
 
+import re
 from collections import OrderedDict
 from dataclasses import dataclass
 
@@ -41,6 +42,12 @@ class ScoredSentence:
 
 def not_found_message(question: str) -> str:
     return NOT_FOUND.get(detect_script(question), NOT_FOUND["en"])
+
+
+def missing_numbers(question: str, corpus_text: str) -> list[str]:
+    """Numbers of two or more digits (years, amounts) in the question that the corpus never contains."""
+    numbers = dict.fromkeys(n for n in re.findall(r"\d+(?:\.\d+)?", normalize(question)) if len(n) >= 2)
+    return [n for n in numbers if n not in corpus_text]
 
 
 def display(text: str) -> str:
@@ -113,6 +120,10 @@ class ExtractiveReader:
         return concepts, entities
 
     def read(self, question: str, hits: list[Hit], query_vector: np.ndarray, titles=None, corpus_text: str | None = None) -> Answer:
+        absent = missing_numbers(question, corpus_text) if corpus_text is not None else []
+        if absent:  # "revenue in 2030?" cannot be answered by documents that never mention 2030
+            return Answer(question=question, text=not_found_message(question), abstained=True, hits=hits,
+                          notice=f"the documents never mention {', '.join(absent)}")
         scored = self.score_sentences(question, hits, query_vector, titles, corpus_text)
         if not scored or scored[0].score < self.settings.abstain_threshold:
             best = scored[0].score if scored else 0.0

@@ -191,3 +191,9 @@ def test_open_notices_a_corpus_changed_behind_its_back(built_service, tmp_path):
     assert "late-arrival.txt" in reopened.index.documents
     again = QAService.open(service.settings)
     assert again.messages == []
+
+
+def test_question_about_a_year_the_documents_never_mention_abstains(built_service):
+    answer = built_service.ask("What was OpenAI's revenue in 2030?")
+    assert answer.abstained and "2030" in answer.notice
+    assert not built_service.ask("How many winning bids did Zhipu AI have in 2024?").abstained
