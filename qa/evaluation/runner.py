@@ -265,27 +265,12 @@ def embedding_cache_path(settings: Settings) -> Path:
 # ------------------------------------------------------------------ running
 
 def open_current(settings: Settings):
-    """QAService.open, then make sure the index matches the corpus and the current chunker.
-
-    `QAService.open` loads index/ as it is; an index built from other corpus files or by an older
-    chunker (another sentence splitting) would be evaluated silently. Such an index is brought up to
-    date in memory only (unchanged documents keep their vectors); index/ is left as it is.
-    """
-    from ..loader import load_corpus
+    """QAService.open (which re-indexes when corpus/ or the chunker changed since the last build), with its notes."""
     from ..pipeline import QAService
-    from ..store import build_index, chunking_signature
 
     service = QAService.open(settings)
     for message in service.messages:
         print(f"note: {message}", file=sys.stderr)
-    documents, _ = load_corpus(settings.corpus_dir, settings.max_upload_bytes)
-    index = service.index
-    current = {d.doc_id: d.content_hash for d in documents}
-    indexed = {doc_id: meta.get("hash") for doc_id, meta in index.documents.items()}
-    if index.manifest.get("chunking") != chunking_signature(settings) or current != indexed:
-        print("note: index/ is out of date (corpus or chunker changed since `qa index`); evaluating an "
-              "up-to-date index built in memory (run `qa index` to update index/)", file=sys.stderr)
-        service.index, _ = build_index(documents, settings, service.embedder, index)
     return service
 
 
