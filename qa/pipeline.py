@@ -193,7 +193,7 @@ class QAService:
 
     @property
     def reader(self) -> ExtractiveReader:
-        if getattr(self, "_reader", None) is None or self._reader.aliases is not self.aliases:
+        if getattr(self, "_reader", None) is None or self._reader.aliases != self.aliases:  # keeps the sentence-vector cache across re-indexing
             self._reader = ExtractiveReader(self.embedder, self.aliases, self.settings)
         return self._reader
 

@@ -17,6 +17,7 @@ import shutil
 import time
 import uuid
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Callable
 
@@ -85,12 +86,10 @@ class SearchIndex:
     def documents(self) -> dict[str, dict]:
         return self.manifest["documents"]
 
-    @property
+    @cached_property
     def normalized_text(self) -> str:
         """All chunk text, normalized and without whitespace: tells whether the corpus mentions a term at all."""
-        if getattr(self, "_normalized_text", None) is None:
-            self._normalized_text = re.sub(r"\s+", "", normalize("\n".join(c.text for c in self.chunks)))
-        return self._normalized_text
+        return re.sub(r"\s+", "", normalize("\n".join(c.text for c in self.chunks)))
 
     def title(self, doc_id: str) -> str:
         return self.documents.get(doc_id, {}).get("title", doc_id)
