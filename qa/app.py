@@ -106,7 +106,7 @@ def esc(text: str) -> str:
 
 
 def _flat(text: str) -> str:
-    """Subtitle line breaks read better as spaces (same as the reader's display())."""
+    """Subtitle line breaks read better as spaces (same as qa.messages.display())."""
     return re.sub(r"\s*\n\s*", " ", text)
 
 

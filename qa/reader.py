@@ -1,32 +1,27 @@
-"""Extractive reader: quotes the best sentences of the top chunks verbatim, or abstains.
+"""Heuristic extractive reader: quotes the best sentences of the top chunks verbatim, or abstains.
 
 A sentence's score mixes its embedding similarity to the question with the share of the
 question's terms (alias-expanded, script-normalized) it contains. The best score also decides
 abstention: below `abstain_threshold` (calibrated on eval/questions.jsonl) the reader says the
-answer is not in the documents instead of quoting something weak.
+answer is not in the documents instead of quoting something weak. It does not rerank: the hits
+keep the fused retrieval order. Checks for any reader (numbers the corpus never mentions) run in
+the pipeline before it (qa/checks.py).
 """
 
 from __future__ import annotations
 
-import re
 from collections import OrderedDict
 from dataclasses import dataclass
+from typing import Callable
 
 import numpy as np
 
 from .aliases import AliasLexicon
-from .loader import detect_script
+from .messages import display, not_found_message
+from .protocols import Embedder
 from .settings import Settings
-from .sparse import tokenize
-from .text import fold_script, normalize
+from .text import fold_script, normalize, tokenize
 from .types import Answer, Citation, Hit
-
-
-NOT_FOUND = {
-    "en": "Not found in the documents: none of the indexed passages answers this question.",
-    "zh-Hans": "文档中未找到答案：检索到的段落都不能回答这个问题。",
-    "zh-Hant": "文件中未找到答案：檢索到的段落都不能回答這個問題。",
-}
 
 
 @dataclass
@@ -40,24 +35,17 @@ class ScoredSentence:
     title: str = ""
 
 
-def not_found_message(question: str) -> str:
-    return NOT_FOUND.get(detect_script(question), NOT_FOUND["en"])
+class HeuristicReader:
+    """A Reader (qa/protocols.py) without reranking. `corpus_text` returns the normalized text of the
+    active corpus (or None), which enables the unknown-term penalty."""
 
+    name = "heuristic"
+    reranks = False
 
-def missing_numbers(question: str, corpus_text: str) -> list[str]:
-    """Numbers of two or more digits (years, amounts) in the question that the corpus never contains."""
-    numbers = dict.fromkeys(n for n in re.findall(r"\d+(?:\.\d+)?", normalize(question)) if len(n) >= 2)
-    return [n for n in numbers if n not in corpus_text]
-
-
-def display(text: str) -> str:
-    """Subtitle line breaks read better as spaces inside an answer."""
-    return " ".join(part.strip() for part in text.splitlines() if part.strip())
-
-
-class ExtractiveReader:
-    def __init__(self, embedder, aliases: AliasLexicon, settings: Settings, cache_size: int = 50_000):
+    def __init__(self, embedder: Embedder, aliases: AliasLexicon, settings: Settings, cache_size: int = 50_000,
+                 corpus_text: Callable[[], str | None] | None = None):
         self.embedder, self.aliases, self.settings = embedder, aliases, settings
+        self.corpus_text = corpus_text
         self._cache: OrderedDict[tuple, np.ndarray] = OrderedDict()
         self._cache_size = cache_size
 
@@ -71,7 +59,8 @@ class ExtractiveReader:
                 self._cache.popitem(last=False)
         return np.vstack([self._cache[key] for key in keys])
 
-    def score_sentences(self, question: str, hits: list[Hit], query_vector: np.ndarray, titles=None,
+    def score_sentences(self, question: str, hits: list[Hit], query_vector: np.ndarray,
+                        titles: Callable[[str], str] | None = None,
                         corpus_text: str | None = None) -> list[ScoredSentence]:
         """Candidate sentences of the top chunks, best first. `corpus_text` (normalized) enables the unknown-term penalty."""
         candidates, seen = [], set()
@@ -119,19 +108,22 @@ class ExtractiveReader:
                 concepts.append({term})
         return concepts, entities
 
-    def read(self, question: str, hits: list[Hit], query_vector: np.ndarray, titles=None, corpus_text: str | None = None) -> Answer:
-        absent = missing_numbers(question, corpus_text) if corpus_text is not None else []
-        if absent:  # "revenue in 2030?" cannot be answered by documents that never mention 2030
-            return Answer(question=question, text=not_found_message(question), abstained=True, hits=hits,
-                          notice=f"the documents never mention {', '.join(absent)}")
+    def rerank(self, question: str, hits: list[Hit]) -> list[Hit]:
+        """Identity: the heuristic reader keeps the retrieval order and sets no reader_score."""
+        return hits
+
+    def read(self, question: str, hits: list[Hit], query_vector: np.ndarray,
+             titles: Callable[[str], str] | None = None) -> Answer:
+        corpus_text = self.corpus_text() if self.corpus_text is not None else None
         scored = self.score_sentences(question, hits, query_vector, titles, corpus_text)
-        if not scored or scored[0].score < self.settings.abstain_threshold:
-            best = scored[0].score if scored else 0.0
+        best = scored[0].score if scored else 0.0
+        if not scored or best < self.settings.abstain_threshold:
             return Answer(question=question, text=not_found_message(question), abstained=True, hits=hits,
-                          notice=f"best evidence score {best:.3f} is below the threshold {self.settings.abstain_threshold:.3f}")
-        best = scored[0].score
+                          notice=f"best evidence score {best:.3f} is below the threshold {self.settings.abstain_threshold:.3f}",
+                          confidence=best, reader=self.name)
         chosen = [s for s in scored if s.score >= best - self.settings.answer_margin][: self.settings.answer_sentences]
         citations = [Citation(doc=s.doc, start=s.start, end=s.end, text=s.text, score=s.score, title=s.title, chunk_id=s.chunk_id)
                      for s in chosen]
         text = " ".join(f"{display(c.text)} [{n}]" for n, c in enumerate(citations, 1))
-        return Answer(question=question, text=text, abstained=False, citations=citations, hits=hits)
+        return Answer(question=question, text=text, abstained=False, citations=citations, hits=hits,
+                      confidence=best, reader=self.name)

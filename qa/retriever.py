@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from .aliases import AliasLexicon
 from .fusion import reciprocal_rank_fusion
+from .protocols import Embedder
 from .settings import Settings
 from .store import SearchIndex
 from .text import fold_script
@@ -13,7 +14,7 @@ MODES = ("hybrid", "dense", "sparse")
 
 
 class HybridRetriever:
-    def __init__(self, index: SearchIndex, embedder, aliases: AliasLexicon, settings: Settings):
+    def __init__(self, index: SearchIndex, embedder: Embedder, aliases: AliasLexicon, settings: Settings):
         self.index, self.embedder, self.aliases, self.settings = index, embedder, aliases, settings
 
     def embed_query(self, query: str):

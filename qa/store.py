@@ -26,6 +26,7 @@ import numpy as np
 from tqdm import tqdm
 
 from .chunking import CHUNKER_VERSION, chunk_document, token_counter
+from .protocols import Embedder
 from .settings import Settings
 from .sparse import SparseIndex
 from .text import fold_script, normalize
@@ -115,7 +116,7 @@ class SearchIndex:
 
 # ---------------------------------------------------------------- building
 
-def build_index(documents: list[Document], settings: Settings, embedder, previous: SearchIndex | None = None,
+def build_index(documents: list[Document], settings: Settings, embedder: Embedder, previous: SearchIndex | None = None,
                 progress: Progress | None = None) -> tuple[SearchIndex, dict]:
     """Chunk and embed documents, reusing chunks and vectors of unchanged ones from `previous`.
 
@@ -174,7 +175,7 @@ def build_index(documents: list[Document], settings: Settings, embedder, previou
     return SearchIndex(manifest=manifest, chunks=chunks, dense=dense), stats
 
 
-def _embed_missing(chunks, vectors, to_embed, settings: Settings, embedder, progress: Progress | None) -> None:
+def _embed_missing(chunks, vectors, to_embed, settings: Settings, embedder: Embedder, progress: Progress | None) -> None:
     batch = max(1, settings.embedding_batch_size)
     with tqdm(total=len(to_embed), desc="embedding passages", unit="passage", disable=not to_embed) as bar:
         for start in range(0, len(to_embed), batch):

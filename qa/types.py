@@ -53,6 +53,8 @@ class Hit:
     score: float
     dense_rank: int | None = None
     sparse_rank: int | None = None
+    reader_score: float | None = None  # set by a reranking reader (None: the reader does not rerank)
+    span: tuple[int, int] | None = None  # absolute offsets in the chunk's document of the reader's answer span
 
 
 @dataclass
@@ -66,6 +68,15 @@ class Citation:
     score: float
     title: str = ""
     chunk_id: int | None = None
+    span_start: int | None = None  # absolute offsets of the (bold) answer span inside the cited sentence
+    span_end: int | None = None
+
+    @property
+    def span_text(self) -> str | None:
+        """The document text of the answer span, or None when the reader marked none."""
+        if self.span_start is None or self.span_end is None:
+            return None
+        return self.text[self.span_start - self.start : self.span_end - self.start]
 
 
 @dataclass
@@ -79,6 +90,8 @@ class Answer:
     notice: str = ""  # one-line message for the user (fallbacks, warnings)
     unsupported: list[int] = field(default_factory=list)  # citation numbers flagged by verification
     query: str = ""  # the retrieval query actually used (after follow-up rewriting)
+    confidence: float = 0.0  # the reader's best score (heuristic reader: the best sentence score)
+    reader: str = ""  # name of the reader that read the hits: "heuristic" | "neural"
 
     def to_json_dict(self) -> dict:
         """The documented `qa ask --json` shape."""
@@ -87,8 +100,11 @@ class Answer:
             "abstained": self.abstained,
             "mode": self.mode,
             "notice": self.notice,
+            "confidence": round(float(self.confidence), 4),
+            "reader": self.reader,
             "citations": [
-                {"doc": c.doc, "start": c.start, "end": c.end, "text": c.text, "score": round(float(c.score), 4)}
+                {"doc": c.doc, "start": c.start, "end": c.end, "text": c.text, "score": round(float(c.score), 4),
+                 "span_start": c.span_start, "span_end": c.span_end, "span_text": c.span_text}
                 for c in self.citations
             ],
             "hits": [
@@ -98,6 +114,7 @@ class Answer:
                     "end": h.chunk.end,
                     "text": h.chunk.text,
                     "score": round(float(h.score), 6),
+                    "reader_score": None if h.reader_score is None else round(float(h.reader_score), 6),
                 }
                 for h in self.hits
             ],

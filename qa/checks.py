@@ -1,0 +1,27 @@
+"""Checks that apply to any reader: run by QAService.ask after retrieval, before reranking and reading.
+
+A check returns a notice when the question cannot be answered from these documents whatever the
+passages say; the pipeline then abstains with the not-found message (qa/messages.py).
+"""
+
+from __future__ import annotations
+
+import re
+
+from .text import normalize
+
+
+def missing_numbers(question: str, corpus_text: str) -> list[str]:
+    """Numbers of two or more digits (years, amounts) in the question that the corpus never contains."""
+    numbers = dict.fromkeys(n for n in re.findall(r"\d+(?:\.\d+)?", normalize(question)) if len(n) >= 2)
+    return [n for n in numbers if n not in corpus_text]
+
+
+def unanswerable_notice(question: str, corpus_text: str | None) -> str | None:
+    """Why the question cannot be answered from a corpus (normalized text), or None to go on reading."""
+    if corpus_text is None:
+        return None
+    absent = missing_numbers(question, corpus_text)
+    if absent:  # "revenue in 2030?" cannot be answered by documents that never mention 2030
+        return f"the documents never mention {', '.join(absent)}"
+    return None
