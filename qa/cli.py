@@ -7,10 +7,9 @@ import json
 import logging
 import sys
 import time
-from pathlib import Path
 
 from .loader import DocumentError
-from .settings import load_settings
+from .settings import READERS, settings_from_args
 from .store import IndexError_
 
 EXIT_USAGE = 2
@@ -20,22 +19,6 @@ def _service(args, build_if_missing=True):
     from .pipeline import QAService
 
     return QAService.open(settings_from_args(args), build_if_missing=build_if_missing)
-
-
-def settings_from_args(args):
-    """Settings from the global options (corpus, index, model, LLM), over QA_* variables and defaults."""
-    overrides = {}
-    if getattr(args, "corpus", None):
-        overrides["corpus_dir"] = Path(args.corpus)
-    if getattr(args, "index_dir", None):
-        overrides["index_dir"] = Path(args.index_dir)
-    if getattr(args, "model", None):
-        overrides["embedding_model"] = args.model
-    if getattr(args, "llm_base_url", None):
-        overrides["llm_base_url"] = args.llm_base_url
-    if getattr(args, "llm_model", None):
-        overrides["llm_model"] = args.llm_model
-    return load_settings(**overrides)
 
 
 def cmd_index(args) -> int:
@@ -109,6 +92,8 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--model", help="sentence-transformers model name or path (default: bundled multilingual-e5-small)")
     parser.add_argument("--llm-base-url", help="OpenAI-compatible endpoint of a local LLM, e.g. http://127.0.0.1:11434/v1 (env QA_LLM_BASE_URL)")
     parser.add_argument("--llm-model", help="model name at that endpoint (env QA_LLM_MODEL)")
+    parser.add_argument("--reader", choices=READERS, default=None,
+                        help="answer reader: heuristic sentence scoring (default) or the trained neural reader (env QA_READER)")
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
 

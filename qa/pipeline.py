@@ -17,11 +17,13 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from .aliases import AliasLexicon
+from .checks import unanswerable_notice
 from .conversation import rewrite_query
 from .loader import DocumentError, document_from_bytes, load_corpus, load_metadata
-from .reader import ExtractiveReader
+from .messages import not_found_message
+from .protocols import Embedder, Reader
 from .retriever import HybridRetriever
-from .settings import Settings, load_settings
+from .settings import READERS, Settings, load_settings
 from .store import IndexCorruptError, IndexMissingError, Progress, SearchIndex, build_index, load_index, save_index
 from .text import strip_control
 from .types import Answer, Document
@@ -67,18 +69,54 @@ def safe_file_name(name: str) -> str:
     return base[:120]
 
 
+class ReaderUnavailableError(RuntimeError):
+    """The configured reader cannot be loaded; the message says why and what to do."""
+
+
+def make_reader(settings: Settings, embedder: Embedder, aliases: AliasLexicon, corpus_text=None) -> Reader:
+    """The Reader named by `settings.reader`. `corpus_text`: optional callable returning the active
+    corpus's normalized text (the heuristic reader's unknown-term penalty uses it).
+
+    "neural" loads `qa.neural.reader`: its `make_reader(settings, embedder, aliases)` if it has one,
+    else `NeuralReader(settings, embedder, aliases)`.
+    """
+    name = settings.reader
+    if name == "heuristic":
+        from .reader import HeuristicReader
+
+        return HeuristicReader(embedder, aliases, settings, corpus_text=corpus_text)
+    if name == "neural":
+        try:
+            from .neural import reader as neural
+        except ImportError as exc:
+            raise ReaderUnavailableError(
+                f"The neural reader is not available ({type(exc).__name__}: {exc}): qa.neural.reader cannot be "
+                f"imported. Use --reader heuristic (or QA_READER=heuristic).") from exc
+        factory = getattr(neural, "make_reader", None)
+        if factory is not None:
+            return factory(settings, embedder, aliases)
+        if not hasattr(neural, "NeuralReader"):
+            raise ReaderUnavailableError("qa.neural.reader defines neither make_reader() nor NeuralReader; "
+                                         "use --reader heuristic (or QA_READER=heuristic).")
+        return neural.NeuralReader(settings, embedder, aliases)
+    raise ReaderUnavailableError(f"Unknown reader {name!r}; choose one of {', '.join(READERS)}.")
+
+
 class QAService:
-    def __init__(self, settings: Settings | None = None, index: SearchIndex | None = None, embedder=None):
+    def __init__(self, settings: Settings | None = None, index: SearchIndex | None = None,
+                 embedder: Embedder | None = None):
         self.settings = settings or load_settings()
         self._embedder = embedder
         self.aliases = AliasLexicon.load(self.settings.corpus_dir)
         self.index = index
         self.messages: list[str] = []  # what happened at start-up (rebuilds, skipped files)
         self._lock = threading.RLock()  # guards index swaps and corpus writes
+        self._readers: dict[str, tuple[Settings, AliasLexicon, Reader]] = {}
+        self._installed: dict[str, Reader] = {}  # readers given as objects (tests, notebooks)
 
     # ------------------------------------------------------------ set-up
     @property
-    def embedder(self):
+    def embedder(self) -> Embedder:
         if self._embedder is None:
             from .embedding import get_embedder
 
@@ -177,25 +215,63 @@ class QAService:
         return rewrite_query(question, [h for h in (history or []) if h and h.strip()], self.aliases)
 
     def ask(self, question: str, history: list[str] | None = None, top_k: int | None = None,
-            retrieval_mode: str = "hybrid") -> Answer:
-        """Answer with quoted, cited sentences, or abstain. Raises QuestionError for unusable input."""
+            retrieval_mode: str = "hybrid", reader: str | None = None, rerank: bool = True) -> Answer:
+        """Answer with quoted, cited sentences, or abstain. Raises QuestionError for unusable input.
+
+        retrieve -> checks for any reader (qa/checks.py) -> reader.rerank -> reader.read. A reranking reader
+        sees max(top_k, reader_candidates) fused hits; the answer keeps the top_k after reranking.
+        `reader` overrides settings.reader for this question; `rerank=False` keeps the retrieval order
+        (the eval's pure retrieval baselines).
+        """
         text = clean_question(question, self.settings)
         index = self.index  # one reference for the whole question; re-indexing swaps in a new object
         if index is None:
             raise QuestionError("The index is not built yet; run `qa index` first.")
+        chosen = self.reader_for(reader or self.settings.reader)
+        k = top_k or self.settings.top_k
+        reranking = rerank and chosen.reranks
         query = self.retrieval_query(text, history)
         retriever = HybridRetriever(index, self.embedder, self.aliases, self.settings)
         vector = retriever.embed_query(query)
-        hits = retriever.retrieve(query, top_k or self.settings.top_k, mode=retrieval_mode, query_vector=vector)
-        answer = self.reader.read(text if query == text else query, hits, vector, index.title, index.normalized_text)
-        answer.question, answer.query = text, query
+        hits = retriever.retrieve(query, max(k, self.settings.reader_candidates) if reranking else k,
+                                  mode=retrieval_mode, query_vector=vector)
+        asked = text if query == text else query
+        notice = unanswerable_notice(asked, index.normalized_text)
+        if notice is not None:
+            answer = Answer(question=asked, text=not_found_message(asked), abstained=True, hits=hits[:k], notice=notice)
+        else:
+            if reranking:
+                hits = chosen.rerank(asked, hits)
+            answer = chosen.read(asked, hits, vector, index.title)
+            answer.hits = hits[:k]
+        answer.question, answer.query, answer.reader = text, query, chosen.name
         return answer
 
     @property
-    def reader(self) -> ExtractiveReader:
-        if getattr(self, "_reader", None) is None or self._reader.aliases != self.aliases:  # keeps the sentence-vector cache across re-indexing
-            self._reader = ExtractiveReader(self.embedder, self.aliases, self.settings)
-        return self._reader
+    def reader(self) -> Reader:
+        """The configured reader (settings.reader)."""
+        return self.reader_for(self.settings.reader)
+
+    def install_reader(self, reader: Reader) -> None:
+        """Use this Reader object for questions asking for `reader.name` (also as settings.reader)."""
+        self._installed[reader.name] = reader
+
+    def reader_for(self, name: str) -> Reader:
+        """One reader per name, rebuilt only when settings or aliases change (the heuristic reader's
+        sentence-vector cache survives re-indexing)."""
+        if name in self._installed:
+            return self._installed[name]
+        cached = self._readers.get(name)
+        if cached is None or cached[0] != self.settings or cached[1] != self.aliases:
+            settings = self.settings if name == self.settings.reader else self.settings.with_overrides(reader=name)
+            reader = make_reader(settings, self.embedder, self.aliases, corpus_text=self._corpus_text)
+            self._readers[name] = (self.settings, self.aliases, reader)
+            return reader
+        return cached[2]
+
+    def _corpus_text(self) -> str | None:
+        index = self.index
+        return index.normalized_text if index is not None else None
 
     @property
     def llm_configured(self) -> bool:

@@ -6,6 +6,7 @@ import os
 from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
+READERS = ("heuristic", "neural")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 # The bundled default: multilingual-e5-small materialized from pip packages (see qa/embedding.py).
@@ -43,7 +44,11 @@ class Settings:
     dense_weight: float = 1.0
     sparse_weight: float = 1.0
 
-    # Extractive reader.
+    # Reader: "heuristic" (qa/reader.py) or "neural" (qa/neural/reader.py, trained).
+    reader: str = "heuristic"
+    reader_candidates: int = 20  # fused hits a reranking reader reads (the answer keeps the top_k after reranking)
+
+    # Heuristic extractive reader.
     reader_chunks: int = 4  # top chunks whose sentences are scored
     answer_sentences: int = 3
     answer_margin: float = 0.08  # keep sentences scoring within this of the best
@@ -96,3 +101,21 @@ def load_settings(**overrides) -> Settings:
         if raw is not None and raw != "":
             env_changes[f.name] = _coerce(raw, getattr(base, f.name))
     return base.with_overrides(**env_changes).with_overrides(**overrides)
+
+
+def settings_from_args(args) -> Settings:
+    """Settings from the CLI's global options (corpus, index, model, LLM, reader), over QA_* variables and defaults."""
+    overrides = {}
+    if getattr(args, "corpus", None):
+        overrides["corpus_dir"] = Path(args.corpus)
+    if getattr(args, "index_dir", None):
+        overrides["index_dir"] = Path(args.index_dir)
+    if getattr(args, "model", None):
+        overrides["embedding_model"] = args.model
+    if getattr(args, "llm_base_url", None):
+        overrides["llm_base_url"] = args.llm_base_url
+    if getattr(args, "llm_model", None):
+        overrides["llm_model"] = args.llm_model
+    if getattr(args, "reader", None):
+        overrides["reader"] = args.reader
+    return load_settings(**overrides)
