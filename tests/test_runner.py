@@ -66,11 +66,25 @@ def test_seed_set_limit_12_json(built_service, tmp_path, capsys):
     assert data["n"] == 12
     assert data["recall@5"] > 0.5
     assert set(data["by_lang"]) == {"en"}  # the first 12 seed questions are English
-    assert data["systems"]["hybrid"]["overall"]["n"] == 12
-    for suffix in ("md", "json", "png"):
+    assert data["system"] == "hybrid+heuristic" and data["readers"] == ["heuristic"]
+    assert data["systems"]["hybrid+heuristic"]["overall"]["n"] == 12
+    for suffix in ("md", "json", "png", "records.jsonl"):
         assert (tmp_path / f"seed.{suffix}").stat().st_size > 0
     assert json.loads((tmp_path / "seed.json").read_text(encoding="utf-8"))["recall@5"] == data["recall@5"]
-    assert "| hybrid (RRF) | overall | 12 |" in (tmp_path / "seed.md").read_text(encoding="utf-8")
+    assert "| hybrid (RRF) + heuristic | overall | 12 |" in (tmp_path / "seed.md").read_text(encoding="utf-8")
+    # every setting behind the numbers, without paths or secrets
+    assert data["settings"]["reader"] == "heuristic" and data["settings"]["reader_candidates"] == 20
+    assert data["settings"]["abstain_threshold"] == built_service.settings.abstain_threshold
+    assert not {"llm_api_key", "corpus_dir", "index_dir", "cache_dir"} & set(data["settings"])
+    lines = [json.loads(line) for line in (tmp_path / "seed.records.jsonl").read_text(encoding="utf-8").splitlines()]
+    assert len(lines) == 12 and {line["system"] for line in lines} == {"hybrid+heuristic"}
+    first = lines[0]
+    assert set(first) >= {"id", "system", "passages", "answer", "span", "abstained", "confidence", "metrics"}
+    assert first["span"] is None  # the heuristic reader marks no answer span
+    assert all(":" in p and "-" in p for p in first["passages"]) and len(first["passages"]) == 10
+    assert {"recall@5", "mrr", "answer_accuracy"} <= set(first["metrics"])
+    assert sum(line["metrics"]["recall@5"] or 0 for line in lines) / sum(
+        line["metrics"]["recall@5"] is not None for line in lines) == pytest.approx(data["recall@5"])
 
 
 def test_custom_questions_file(built_service, tmp_path, capsys):
@@ -124,15 +138,15 @@ def test_squad_recall_by_source_paragraph(squad_service, tmp_path, capsys):
     data = _json_out(capsys)
     for key in REQUIRED:
         assert key in data
-    assert data["n"] == 3 and set(data["systems"]) == {"sparse", "dense", "hybrid"}
+    assert data["n"] == 3 and set(data["systems"]) == {"sparse", "dense", "hybrid+heuristic"}
     assert data["dataset"]["paragraphs_indexed"] == 3 and data["dataset"]["chunks"] == 3
     # recall@1 recomputed by hand from the hits: the top passage must come from the question's own paragraph
     squad = load_squad(path)
-    for mode in ("sparse", "dense", "hybrid"):
+    for mode, key in (("sparse", "sparse"), ("dense", "dense"), ("hybrid", "hybrid+heuristic")):
         tops = [squad_service.ask(q.question, retrieval_mode=mode).hits[0].chunk.doc_id == squad.source[q.id]
                 for q in squad.questions]
-        assert data["systems"][mode]["overall"]["recall@1"] == pytest.approx(sum(tops) / 3)
-        assert data["systems"][mode]["overall"]["recall@3"] == 1.0  # every paragraph is among 3 passages
+        assert data["systems"][key]["overall"]["recall@1"] == pytest.approx(sum(tops) / 3)
+        assert data["systems"][key]["overall"]["recall@3"] == 1.0  # every paragraph is among 3 passages
     # the distinct keywords make BM25 exact here
     assert data["systems"]["sparse"]["overall"]["recall@1"] == 1.0
     # relevance is by source paragraph, not by answer string: 造纸#2 contains "竹子" but is not relevant to q1
@@ -140,8 +154,9 @@ def test_squad_recall_by_source_paragraph(squad_service, tmp_path, capsys):
     assert len(record.retrieved) == 3 and any("竹子" in text and "蔡伦" in text for text in record.retrieved)
     for text, relevant in zip(record.retrieved, record.relevant):
         assert relevant == text.startswith("大熊猫")
-    for suffix in ("md", "json", "png"):
+    for suffix in ("md", "json", "png", "records.jsonl"):
         assert (out / f"tiny.{suffix}").exists()
+    assert len((out / "tiny.records.jsonl").read_text(encoding="utf-8").splitlines()) == 9  # 3 questions x 3 systems
 
 
 def test_squad_limit_and_questions_from(squad_service, tmp_path, capsys):
@@ -169,3 +184,13 @@ def test_calibrate_small(built_service, tmp_path, capsys):
 def test_calibrate_refuses_public_sets(tmp_path, capsys):
     assert main(_args("--calibrate", "--squad", "x.json", "--out", str(tmp_path))) == 2
     assert "never on a public benchmark" in capsys.readouterr().err
+
+
+def test_unavailable_reader_is_a_usage_error(built_service, tmp_path, capsys, monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "qa.neural.reader", None)  # as if the neural reader did not exist
+    assert main(_args("--limit", "2", "--readers", "heuristic,neural", "--out", str(tmp_path)),
+                service=built_service) == 2
+    assert "neural reader is not available" in capsys.readouterr().err
+    assert main(_args("--limit", "2", "--readers", "bogus", "--out", str(tmp_path)), service=built_service) == 2

@@ -16,7 +16,7 @@ from __future__ import annotations
 import math
 import re
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Iterable, Protocol, Sequence
 
 import numpy as np
@@ -32,6 +32,9 @@ class EvalRecord:
     abstained: bool
     latency_s: float
     relevant: list[bool] | None = None  # optional per-passage relevance; overrides the evidence substring test
+    passage_ids: list[str] = field(default_factory=list)  # "doc_id:start-end" per retrieved passage (records.jsonl)
+    span: tuple[str, int, int] | None = None  # (doc, start, end) of the reader's answer span, if it marked one
+    confidence: float | None = None  # the reader's best score
 
 
 class Metric(Protocol):
@@ -298,6 +301,13 @@ def default_metrics(ks: Sequence[int] = (1, 3, 5, 10)) -> list[Metric]:
         LatencyPercentile(50),
         LatencyPercentile(95),
     ]
+
+
+def per_record(record: EvalRecord, ks: Sequence[int] = (1, 3, 5, 10)) -> dict:
+    """Every metric that applies to one record (None where it does not), for records.jsonl."""
+    out = {m.name: _json_safe(m.score([record])) for m in default_metrics(ks) if not isinstance(m, LatencyPercentile)}
+    out["latency_s"] = _json_safe(float(record.latency_s))
+    return out
 
 
 def evaluate(records: Sequence[EvalRecord], ks: Sequence[int] = (1, 3, 5, 10)) -> dict:
