@@ -9,6 +9,7 @@ import sys
 import time
 
 from .loader import DocumentError
+from .protocols import ReaderUnavailableError
 from .settings import READERS, settings_from_args
 from .store import IndexError_
 
@@ -127,7 +128,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:
         return args.func(args)
-    except (IndexError_, DocumentError) as exc:
+    except (IndexError_, DocumentError, ReaderUnavailableError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
 

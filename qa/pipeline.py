@@ -21,7 +21,7 @@ from .checks import unanswerable_notice
 from .conversation import rewrite_query
 from .loader import DocumentError, document_from_bytes, load_corpus, load_metadata
 from .messages import not_found_message
-from .protocols import Embedder, Reader
+from .protocols import Embedder, Reader, ReaderUnavailableError
 from .retriever import HybridRetriever
 from .settings import READERS, Settings, load_settings
 from .store import IndexCorruptError, IndexMissingError, Progress, SearchIndex, build_index, load_index, save_index
@@ -67,10 +67,6 @@ def safe_file_name(name: str) -> str:
     if not base or base in {".", ".."}:
         raise DocumentError(f"{name!r}: not a usable file name")
     return base[:120]
-
-
-class ReaderUnavailableError(RuntimeError):
-    """The configured reader cannot be loaded; the message says why and what to do."""
 
 
 def make_reader(settings: Settings, embedder: Embedder, aliases: AliasLexicon, corpus_text=None) -> Reader:

@@ -14,6 +14,10 @@ import numpy as np
 from .types import Answer, Hit
 
 
+class ReaderUnavailableError(RuntimeError):
+    """The requested reader cannot be loaded (unknown name, or qa.neural.reader missing); the message says what to do."""
+
+
 @runtime_checkable
 class Embedder(Protocol):
     model_id: str  # recorded in the index manifest; a different model means re-embedding

@@ -109,3 +109,17 @@ def test_neural_reader_missing_is_a_clear_error(built_service, monkeypatch):
         make_reader(built_service.settings.with_overrides(reader="neural"), built_service.embedder, built_service.aliases)
     with pytest.raises(ReaderUnavailableError, match="Unknown reader"):
         make_reader(built_service.settings.with_overrides(reader="bogus"), built_service.embedder, built_service.aliases)
+
+
+def test_cli_reader_option_fails_clearly_without_the_neural_module(built_service, monkeypatch, capsys):
+    import sys
+
+    from qa import cli
+
+    monkeypatch.setitem(sys.modules, "qa.neural.reader", None)
+    dirs = ["--corpus", str(built_service.settings.corpus_dir), "--index-dir", str(built_service.settings.index_dir)]
+    assert cli.main(dirs + ["--reader", "neural", "ask", QUESTION]) == 2
+    assert "neural reader is not available" in capsys.readouterr().err
+    assert cli.main(dirs + ["--reader", "heuristic", "ask", "--json", QUESTION]) == 0
+    out = __import__("json").loads(capsys.readouterr().out)
+    assert out["reader"] == "heuristic" and out["confidence"] > 0 and "span_text" in out["citations"][0]
