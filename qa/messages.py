@@ -19,3 +19,17 @@ def not_found_message(question: str) -> str:
 def display(text: str) -> str:
     """Subtitle line breaks read better as spaces inside an answer."""
     return " ".join(part.strip() for part in text.splitlines() if part.strip())
+
+
+POSSIBLY_RELATED = {
+    "en": "The closest passages are listed below as possibly related; none of them answers it.",
+    "zh-Hans": "下面列出的是可能相关的段落，它们都没有回答这个问题。",
+    "zh-Hant": "下面列出的是可能相關的段落，它們都沒有回答這個問題。",
+}
+
+
+def possibly_related_message(question: str, has_passages: bool) -> str:
+    """Appended to an abstention when passages were retrieved: they stay visible, with no claim that they answer."""
+    if not has_passages:
+        return ""
+    return " " + POSSIBLY_RELATED.get(detect_script(question), POSSIBLY_RELATED["en"])

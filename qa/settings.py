@@ -48,6 +48,12 @@ class Settings:
     reader: str = "heuristic"
     reader_candidates: int = 20  # fused hits a reranking reader reads (the answer keeps the top_k after reranking)
 
+    # Neural reader (qa/neural/): weights ship in the package; `qa train` rebuilds them.
+    reader_weights: str = ""  # empty: the shipped qa/neural/weights/reader.safetensors
+    reader_threshold: float = 0.5  # abstain below this probability; calibrated on validation data (MODEL_CARD.md)
+    reader_support_margin: float = 0.15  # supporting sentences: other passages within this probability of the best
+    reader_int8: bool = True  # int8 dynamic quantization of the reading layers (about 2x faster on CPU)
+
     # Heuristic extractive reader.
     reader_chunks: int = 4  # top chunks whose sentences are scored
     answer_sentences: int = 3

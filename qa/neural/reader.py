@@ -1,0 +1,168 @@
+"""The trained reader: reranks the candidates by the probability that each answers the question,
+quotes the best span in bold inside its sentence, or abstains below a calibrated threshold."""
+
+from __future__ import annotations
+
+import logging
+import threading
+import warnings
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from ..messages import display, not_found_message, possibly_related_message
+from ..settings import Settings
+from ..text import fold_script
+from ..types import Answer, Citation, Hit
+from .encoder import EncodedText, LowerEncoder
+from .model import ReaderModel
+from .reading import read_passages
+from .states import StateCache, StatefulEmbedder
+
+log = logging.getLogger(__name__)
+DEFAULT_WEIGHTS = Path(__file__).resolve().parent / "weights" / "reader.safetensors"
+_EDGE_PUNCT = set(" \t\n\u3000，。、；：！？,.;:!?（）()「」『』“”\"'《》【】-—…")
+_MODELS: dict[tuple[str, bool], ReaderModel] = {}
+_MODELS_LOCK = threading.Lock()
+
+
+def weights_path(settings: Settings) -> Path:
+    return Path(settings.reader_weights) if settings.reader_weights else DEFAULT_WEIGHTS
+
+
+def load_model(path: Path, int8: bool) -> ReaderModel:
+    """Load (once per process) the reader weights; int8 dynamic quantization of the linear layers on request."""
+    key = (str(path), int8)
+    with _MODELS_LOCK:
+        if key not in _MODELS:
+            if not Path(path).exists():
+                from ..protocols import ReaderUnavailableError
+
+                raise ReaderUnavailableError(f"reader weights not found at {path}; rebuild them with `qa train` "
+                                             "or use --reader heuristic")
+            model = ReaderModel.load(path)
+            if int8:
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    model = torch.ao.quantization.quantize_dynamic(model, {torch.nn.Linear}, dtype=torch.qint8)
+            _MODELS[key] = model.eval()
+        return _MODELS[key]
+
+
+class NeuralReader:
+    name = "neural"
+    reranks = True
+
+    def __init__(self, settings: Settings, embedder, aliases=None):
+        self.settings = settings
+        self.model = load_model(weights_path(settings), settings.reader_int8)
+        self.lower_layers = int(self.model.config["lower_layers"])
+        base = self._bundled(embedder, settings)
+        self.lower = LowerEncoder.from_embedder(base, self.lower_layers)
+        self.cache = StateCache()
+        self._stateful = StatefulEmbedder(base, self.cache, self.lower_layers) if base is embedder else None
+
+    @staticmethod
+    def _bundled(embedder, settings: Settings):
+        """The reader reads with the bundled e5; with another retrieval model it loads its own copy."""
+        from ..settings import DEFAULT_MODEL
+
+        if getattr(embedder, "model_id", None) == DEFAULT_MODEL and hasattr(embedder, "model"):
+            return embedder
+        from ..embedding import get_embedder
+
+        return get_embedder(settings.with_overrides(embedding_model=DEFAULT_MODEL))
+
+    def indexing_embedder(self, embedder):
+        """The embedder build_index should use: the state-filling one when it is the reader's own e5."""
+        return self._stateful if self._stateful is not None and embedder is self._stateful.inner else embedder
+
+    # ---------------------------------------------------------------- reading
+    def _passages(self, hits: list[Hit]) -> list[EncodedText]:
+        out: list[EncodedText | None] = []
+        missing = []
+        for i, hit in enumerate(hits):
+            ids, starts, ends = self.lower.tokenize(hit.chunk.text, "passage")
+            cached = self.cache.get(fold_script(hit.chunk.text))
+            if cached is not None and np.array_equal(cached[0], ids):
+                out.append(EncodedText(ids, starts, ends, cached[1]))
+            else:
+                out.append(None)
+                missing.append(i)
+        if missing:
+            for i, enc in zip(missing, self.lower.encode([hits[i].chunk.text for i in missing], "passage")):
+                self.cache.put(fold_script(hits[i].chunk.text), enc.ids, enc.states)
+                out[i] = enc
+        return out  # type: ignore[return-value]
+
+    def rerank(self, question: str, hits: list[Hit]) -> list[Hit]:
+        if not hits:
+            return hits
+        q = self.lower.encode([question], "query")[0]
+        readings = read_passages(self.model, q, self._passages(hits))
+        for hit, r in zip(hits, readings):
+            hit.reader_score = r.probability
+            hit.span = _trim(hit.chunk.text, r.start, r.end, hit.chunk.start)
+        return sorted(hits, key=lambda h: -(h.reader_score or 0.0))
+
+    def read(self, question: str, hits: list[Hit], query_vector=None, titles: Callable[[str], str] | None = None) -> Answer:
+        if hits and hits[0].reader_score is None:
+            hits = self.rerank(question, hits)
+        threshold = self.settings.reader_threshold
+        confidence = float(hits[0].reader_score or 0.0) if hits else 0.0
+        if not hits or confidence < threshold:
+            return Answer(question=question, text=not_found_message(question) + possibly_related_message(question, bool(hits)),
+                          abstained=True, hits=hits, confidence=confidence,
+                          notice=f"reader confidence {confidence:.2f} is below the threshold {threshold:.2f}")
+        chosen = [hits[0]] + [h for h in hits[1:] if (h.reader_score or 0.0) >= max(threshold, confidence - self.settings.reader_support_margin)]
+        citations: list[Citation] = []
+        for hit in chosen:
+            citation = _sentence_citation(hit, titles)
+            if any(c.doc == citation.doc and c.start < citation.end and citation.start < c.end for c in citations):
+                continue
+            citations.append(citation)
+            if len(citations) >= self.settings.answer_sentences:
+                break
+        parts = []
+        for n, c in enumerate(citations, 1):
+            if n == 1 and c.span_start is not None:
+                a, b = c.span_start - c.start, c.span_end - c.start
+                parts.append(f"{display(c.text[:a])}**{display(c.text[a:b])}**{display(c.text[b:])} [{n}]")
+            else:
+                parts.append(f"{display(c.text)} [{n}]")
+        return Answer(question=question, text=" ".join(parts), abstained=False, citations=citations, hits=hits,
+                      confidence=confidence)
+
+
+def _trim(text: str, start: int, end: int, offset: int) -> tuple[int, int] | None:
+    """Span without edge punctuation or spaces (bold markers next to them render badly), as absolute offsets."""
+    while start < end and text[start] in _EDGE_PUNCT:
+        start += 1
+    while end > start and text[end - 1] in _EDGE_PUNCT:
+        end -= 1
+    return (offset + start, offset + end) if end > start else None
+
+
+def _sentence_citation(hit: Hit, titles) -> Citation:
+    """The sentence(s) of the chunk around the hit's span (the whole chunk's first sentence if no span)."""
+    chunk = hit.chunk
+    sentences = chunk.sentences or []
+    if hit.span is not None and sentences:
+        s, e = hit.span
+        inside = [x for x in sentences if x.start < e and s < x.end] or [min(sentences, key=lambda x: abs(x.start - s))]
+        start, end = min(x.start for x in inside), max(x.end for x in inside)
+    elif sentences:
+        start, end = sentences[0].start, sentences[0].end
+    else:
+        start, end = chunk.start, chunk.end
+    text = chunk.text[start - chunk.start : end - chunk.start]
+    span = hit.span if hit.span is not None and start <= hit.span[0] and hit.span[1] <= end else None
+    return Citation(doc=chunk.doc_id, start=start, end=end, text=text, score=float(hit.reader_score or 0.0),
+                    title=titles(chunk.doc_id) if titles else "", chunk_id=chunk.chunk_id,
+                    span_start=span[0] if span else None, span_end=span[1] if span else None)
+
+
+def make_reader(settings: Settings, embedder, aliases=None) -> NeuralReader:
+    return NeuralReader(settings, embedder, aliases)

@@ -1,0 +1,62 @@
+"""One question against many passages: the reader's probability and best span for each."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .decode import best_spans
+from .encoder import EncodedText
+from .model import ReaderModel
+
+
+@dataclass
+class PassageReading:
+    probability: float  # that this passage answers the question
+    start: int  # best span, character offsets into the passage text given to the encoder
+    end: int
+    span_score: float
+
+
+def pad_states(items: list[np.ndarray], hidden: int) -> tuple[torch.Tensor, torch.Tensor]:
+    width = max(len(x) for x in items)
+    out = torch.zeros(len(items), width, hidden)
+    mask = torch.zeros(len(items), width, dtype=torch.bool)
+    for i, x in enumerate(items):
+        out[i, : len(x)] = torch.from_numpy(x.astype(np.float32))
+        mask[i, : len(x)] = True
+    return out, mask
+
+
+def answer_mask(passages: list[EncodedText], width: int) -> torch.Tensor:
+    """Tokens an answer may start or end on: those of the passage text (not <s>, prefix, </s>, padding)."""
+    mask = torch.zeros(len(passages), width, dtype=torch.bool)
+    for i, p in enumerate(passages):
+        mask[i, : len(p.starts)] = torch.from_numpy(p.starts >= 0)
+    return mask
+
+
+@torch.inference_mode()
+def read_passages(model: ReaderModel, question: EncodedText, passages: list[EncodedText],
+                  batch_size: int = 32) -> list[PassageReading]:
+    out: list[PassageReading] = []
+    hidden = model.config["hidden"]
+    for b in range(0, len(passages), batch_size):
+        group = passages[b : b + batch_size]
+        p, pm = pad_states([x.states for x in group], hidden)
+        q, qm = pad_states([question.states], hidden)
+        q, qm = q.expand(len(group), -1, -1), qm.expand(len(group), -1)
+        start, end, answerable = model(q, qm, p, pm)
+        valid = answer_mask(group, p.shape[1])
+        neg = torch.finfo(start.dtype).min
+        s_idx, e_idx, score = best_spans(start.masked_fill(~valid, neg), end.masked_fill(~valid, neg))
+        probs = torch.sigmoid(answerable)
+        for i, enc in enumerate(group):
+            s, e = int(s_idx[i]), int(e_idx[i])
+            if enc.starts[s] < 0 or enc.ends[e] < 0:  # a passage with no text tokens
+                out.append(PassageReading(float(probs[i]), 0, 0, float("-inf")))
+                continue
+            out.append(PassageReading(float(probs[i]), int(enc.starts[s]), int(max(enc.ends[e], enc.starts[s])), float(score[i])))
+    return out

@@ -1,0 +1,54 @@
+"""The model card written next to the trained weights: data, recipe, time, validation numbers."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+SOURCES = [
+    ("CMRC 2018 train", "ymcui/cmrc2018 @ c0eb1b6b (via CLUE's byte-identical copy)", "CC BY-SA 4.0"),
+    ("CMRC 2018 trial", "ymcui/cmrc2018 @ c0eb1b6b", "CC BY-SA 4.0"),
+    ("DRCD dev, training part (split by article, validation ids in qa/training/drcd_validation_articles.txt)",
+     "DRCKnowledgeTeam/DRCD @ b944790d", "CC BY-SA 3.0"),
+    ("SQuAD 2.0 dev, one half without XQuAD paragraphs", "chrischute/squad @ 85623ade", "CC BY-SA 4.0"),
+    ("SQuAD v1.1 train, first N articles", "rajpurkar/SQuAD-explorer @ 13f82e35 (rebuilt)", "CC BY-SA 4.0"),
+]
+
+
+def write_model_card(path: Path, report: dict, weights: Path) -> None:
+    r = report["recipe"]
+    lines = [
+        "# Reader model card", "",
+        f"Weights: `{weights.name}` ({weights.stat().st_size / 1e6:.1f} MB, float16). Rebuild with `qa train` "
+        f"(fixed seed {r['seed']}); this card is written by that command.", "",
+        "## Architecture", "",
+        f"multilingual-e5-small (bundled, see qa/embedding.py): embeddings and layers 1-{r['lower_layers']} frozen, run on "
+        "the question and on each passage alone (\"query: \" / \"passage: \" prefixes, script-folded text). Layers "
+        f"{r['lower_layers'] + 1}-12 are copied from e5 and fine-tuned on the concatenated question + passage states, "
+        "with a learned segment vector, a start/end span head and an \"answers the question\" head "
+        "(question <s> state + max-pooled passage states -> logit).", "",
+        "## Data (never XQuAD, never CMRC 2018 dev, never the project's question sets)", "",
+        "| set | source @ commit | licence | questions | examples | negatives |", "| --- | --- | --- | ---: | ---: | ---: |",
+    ]
+    names = list(report["data"])
+    for (label, source, licence), name in zip(SOURCES, ["cmrc-train", "cmrc-trial", "drcd-train", "squad2-half", "squad1-train"]):
+        d = report["data"].get(name, {})
+        lines.append(f"| {label} | {source} | {licence} | {d.get('questions', 0):,} | {d.get('examples', 0):,} | {d.get('negatives', 0):,} |")
+    lines += ["", f"Sets used: {', '.join(names)}. Negatives are chunks of the question's own paragraph that do not "
+              "hold the answer (SQuAD 2.0 unanswerable questions: chunks of their paragraph).", "",
+              "## Recipe", "", "| setting | value |", "| --- | --- |"]
+    lines += [f"| {k} | {v} |" for k, v in r.items()]
+    lines += ["", "## Time (this machine: 2 CPU cores, no GPU)", "",
+              f"- caching lower-layer states: {report['caching_seconds']:.0f} s (reused from disk on a rerun)",
+              f"- training: {report['training_seconds']:.0f} s for {report['steps']} steps of {r['batch_size']} "
+              f"({report['train_items']:,} items)", f"- total including validation: {report['total_seconds']:.0f} s", "",
+              "## Validation (held out; the threshold is calibrated here)", "",
+              "| set | questions | closed F1 | closed EM | threshold | refusal precision | refusal recall |",
+              "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for name, v in report["validation"].items():
+        lines.append(f"| {name} | {v['questions']} | {v['closed_f1']:.1f} | {v['closed_em']:.1f} | {v['threshold']:.3f} | "
+                     f"{v['refusal_precision']:.3f} | {v['refusal_recall']:.3f} |")
+    lines += ["", "closed: the question's own paragraph (all its chunks) is given. Refusal: the same questions over chunks "
+              "without the answer (rest of the paragraph + the next paragraph). CMRC 2018 char F1/EM.", "",
+              "## Training loss", "", "| step | mean loss | seconds |", "| ---: | ---: | ---: |"]
+    lines += [f"| {c['step']} | {c['loss']:.3f} | {c['seconds']:.0f} |" for c in report["curve"]]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")

@@ -1,0 +1,136 @@
+"""Reading-comprehension examples from SQuAD-format files, cut into the passages the app reads.
+
+Each paragraph is chunked by the project's own chunker, so training passages look exactly like
+indexed ones. A question yields a positive example with the first chunk that holds its whole
+answer, and (with `negatives` > 0) chunks of the same paragraph that do not hold it, the hard
+negatives. SQuAD 2.0's unanswerable questions yield negatives only.
+"""
+
+from __future__ import annotations
+
+import gzip
+import json
+import random
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..chunking import chunk_document, token_counter
+from ..settings import PROJECT_ROOT, Settings
+from ..types import Chunk, Document
+
+SHARED = PROJECT_ROOT.parent / "shared"
+TRAIN_DIR, EVAL_DIR = SHARED / "traindata", SHARED / "evaldata"
+DRCD_VALIDATION_IDS = Path(__file__).with_name("drcd_validation_articles.txt")
+
+
+@dataclass
+class Question:
+    qid: str
+    text: str
+    answers: list[str]  # gold texts (several for dev sets)
+    start: int | None  # char offset of the first gold answer in its paragraph; None if unanswerable
+    paragraph: str  # paragraph key
+
+
+@dataclass
+class Example:
+    qid: str
+    chunk: str  # chunk key "<paragraph key>/<n>"
+    start: int | None  # answer char offsets relative to the chunk text; None for a negative
+    end: int | None
+
+
+@dataclass
+class ReadingSet:
+    name: str
+    questions: dict[str, Question] = field(default_factory=dict)
+    chunks: dict[str, Chunk] = field(default_factory=dict)  # key -> chunk (text == paragraph[start:end])
+    paragraph_chunks: dict[str, list[str]] = field(default_factory=dict)
+    paragraph_article: dict[str, str] = field(default_factory=dict)
+
+
+def read_squad(path: Path) -> list[dict]:
+    opener = gzip.open if str(path).endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        return json.load(f)["data"]
+
+
+def load_set(name: str, path: Path, settings: Settings, articles: set[str] | None = None,
+             exclude_articles: set[str] | None = None, max_questions: int | None = None, seed: int = 0) -> ReadingSet:
+    """Chunk every paragraph (of the chosen articles) and collect its questions."""
+    data = read_squad(path)
+    count = token_counter(settings)
+    out = ReadingSet(name)
+    for a, article in enumerate(data):
+        art_id = str(article.get("id") or article.get("title") or a)
+        if articles is not None and art_id not in articles:
+            continue
+        if exclude_articles and art_id in exclude_articles:
+            continue
+        for p, para in enumerate(article["paragraphs"]):
+            key = f"{name}:{a}:{p}"
+            doc = Document(doc_id=key, text=para["context"])
+            keys = []
+            for n, chunk in enumerate(chunk_document(doc, settings, count)):
+                ck = f"{key}/{n}"
+                out.chunks[ck] = chunk
+                keys.append(ck)
+            out.paragraph_chunks[key] = keys
+            out.paragraph_article[key] = art_id
+            for qa in para["qas"]:
+                answers = [x for x in qa.get("answers", []) if x.get("text")]
+                impossible = bool(qa.get("is_impossible")) or not answers
+                start = None
+                if not impossible:
+                    first = answers[0]
+                    start = first.get("answer_start", -1)
+                    if start is None or start < 0 or para["context"][start : start + len(first["text"])] != first["text"]:
+                        start = para["context"].find(first["text"])  # wrong official offsets: first occurrence
+                    if start < 0:
+                        continue
+                out.questions[str(qa["id"])] = Question(str(qa["id"]), qa["question"], [x["text"] for x in answers],
+                                                        start, key)
+    if max_questions is not None and len(out.questions) > max_questions:
+        keep = set(random.Random(seed).sample(sorted(out.questions), max_questions))
+        out.questions = {k: v for k, v in out.questions.items() if k in keep}
+        used = {q.paragraph for q in out.questions.values()}
+        out.paragraph_chunks = {p: ks for p, ks in out.paragraph_chunks.items() if p in used}
+        out.chunks = {k: c for p, ks in out.paragraph_chunks.items() for k in ks for c in [out.chunks[k]]}
+    return out
+
+
+def examples_for(rs: ReadingSet, negatives: float, seed: int = 0) -> list[Example]:
+    """One positive per answerable question, about `negatives` hard negatives per question."""
+    rng = random.Random(seed)
+    out: list[Example] = []
+    for q in rs.questions.values():
+        chunk_keys = rs.paragraph_chunks[q.paragraph]
+        holding, others = None, []
+        for ck in chunk_keys:
+            c = rs.chunks[ck]
+            if q.start is not None and c.start <= q.start and q.start + len(q.answers[0]) <= c.end and holding is None:
+                holding = ck
+            elif q.start is None or not (c.start <= q.start < c.end or c.start < q.start + len(q.answers[0]) <= c.end):
+                others.append(ck)
+        if holding is not None:
+            c = rs.chunks[holding]
+            out.append(Example(q.qid, holding, q.start - c.start, q.start - c.start + len(q.answers[0])))
+        if q.start is None:  # SQuAD 2.0 unanswerable: every chunk of its paragraph is a negative
+            for ck in rng.sample(others, min(len(others), 1)):
+                out.append(Example(q.qid, ck, None, None))
+            continue
+        n = int(negatives) + (1 if rng.random() < negatives - int(negatives) else 0)
+        for ck in rng.sample(others, min(len(others), n)):
+            out.append(Example(q.qid, ck, None, None))
+    return out
+
+
+def drcd_split(seed: int = 13, validation_share: float = 0.2) -> tuple[set[str], set[str]]:
+    """DRCD dev split by article with a fixed seed; the validation ids are committed next to this file."""
+    ids = [str(a["id"]) for a in read_squad(EVAL_DIR / "drcd" / "DRCD_dev.json")]
+    if DRCD_VALIDATION_IDS.exists():
+        validation = set(DRCD_VALIDATION_IDS.read_text().split())
+    else:
+        validation = set(random.Random(seed).sample(ids, round(len(ids) * validation_share)))
+        DRCD_VALIDATION_IDS.write_text("\n".join(sorted(validation, key=lambda x: (len(x), x))) + "\n")
+    return set(ids) - validation, validation

@@ -1,0 +1,252 @@
+"""`qa train`: rebuild the shipped reader weights from public data on a CPU.
+
+Recipe (choices made on the CMRC 2018 dev validation sample, never on XQuAD or the seed set):
+e5-small's embeddings and first `lower_layers` layers stay frozen and read each passage and each
+question alone; their states are cached once (qa/training/cache.py). The upper layers are copied
+from e5 and fine-tuned, together with a span head and an "answers the question" head, on question +
+passage pairs: one positive passage per question and hard negatives from the same paragraph.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import random
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+from tqdm import tqdm
+
+from ..neural.encoder import EncodedText, LowerEncoder
+from ..neural.model import ReaderModel
+from ..neural.reading import answer_mask, pad_states
+from ..settings import load_settings
+from .cache import StateBank, bank_path
+from .data import EVAL_DIR, TRAIN_DIR, Example, ReadingSet, drcd_split, examples_for, load_set
+from .validate import validate
+
+DEFAULT_OUT = Path(__file__).resolve().parent.parent / "neural" / "weights" / "reader.safetensors"
+
+
+@dataclass
+class Recipe:
+    lower_layers: int = 9
+    seed: int = 13
+    batch_size: int = 32
+    lr_layers: float = 2e-4
+    lr_head: float = 1e-3
+    weight_decay: float = 0.01
+    warmup_share: float = 0.06
+    epochs: float = 1.0
+    max_steps: int = 700  # 0: as many as the epochs give; 700 fits the 60-minute budget on 2 cores
+    negatives_zh: float = 0.5  # hard negatives per Chinese question
+    negatives_en: float = 0.3
+    squad1_articles: int = 25  # the first N SQuAD v1.1 train articles (about 200 questions each)
+    cmrc_train_questions: int = 0  # 0: all 10,142
+    val_cmrc_questions: int = 300
+    val_drcd_questions: int = 200
+    threads: int = 2
+
+
+def training_sets(recipe: Recipe, settings) -> list[tuple[ReadingSet, float]]:
+    drcd_train, _ = drcd_split()
+    return [
+        (load_set("cmrc-train", TRAIN_DIR / "cmrc2018" / "cmrc2018_train.squad.json", settings,
+                  max_questions=recipe.cmrc_train_questions or None, seed=recipe.seed), recipe.negatives_zh),
+        (load_set("cmrc-trial", TRAIN_DIR / "cmrc2018" / "cmrc2018_trial.squad.json", settings), recipe.negatives_zh),
+        (load_set("drcd-train", EVAL_DIR / "drcd" / "DRCD_dev.json", settings, articles=drcd_train), recipe.negatives_zh),
+        (load_set("squad2-half", TRAIN_DIR / "squad2" / "squad2-dev-half.noxquad.json", settings), recipe.negatives_en),
+        (_squad1(recipe, settings), recipe.negatives_en),
+    ]
+
+
+def _squad1(recipe: Recipe, settings) -> ReadingSet:
+    from .data import read_squad
+
+    path = TRAIN_DIR / "squad1" / "squad1.1-train.explorer.json.gz"
+    titles = {str(a.get("title")) for a in read_squad(path)[: recipe.squad1_articles]}
+    return load_set("squad1-train", path, settings, articles=titles)
+
+
+def validation_sets(recipe: Recipe, settings) -> list[ReadingSet]:
+    _, drcd_val = drcd_split()
+    return [
+        load_set("cmrc-dev", EVAL_DIR / "cmrc2018" / "cmrc2018_dev.squad.json", settings,
+                 max_questions=recipe.val_cmrc_questions, seed=recipe.seed),
+        load_set("drcd-val", EVAL_DIR / "drcd" / "DRCD_dev.json", settings, articles=drcd_val,
+                 max_questions=recipe.val_drcd_questions, seed=recipe.seed),
+    ]
+
+
+def token_span(enc: EncodedText, start: int, end: int) -> tuple[int, int] | None:
+    valid = enc.starts >= 0
+    first = np.nonzero(valid & (enc.ends > start))[0]
+    last = np.nonzero(valid & (enc.starts < end))[0]
+    if not len(first) or not len(last) or last[-1] < first[0]:
+        return None
+    return int(first[0]), int(last[-1])
+
+
+@dataclass
+class Item:
+    q: str
+    p: str
+    start: int  # token indices; -1 for a negative
+    end: int
+
+
+def build_items(examples: list[Example], rs: ReadingSet, bank: StateBank) -> list[Item]:
+    items = []
+    for ex in examples:
+        enc = bank.items[f"p:{rs.name}:{ex.chunk}"]
+        if ex.start is None:
+            items.append(Item(f"q:{rs.name}:{ex.qid}", f"p:{rs.name}:{ex.chunk}", -1, -1))
+            continue
+        span = token_span(enc, ex.start, ex.end)
+        if span is not None:
+            items.append(Item(f"q:{rs.name}:{ex.qid}", f"p:{rs.name}:{ex.chunk}", *span))
+    return items
+
+
+def fill_bank(bank: StateBank, encoder: LowerEncoder, sets: list[ReadingSet], chunk_keys: dict[str, set[str]] | None) -> int:
+    added = 0
+    for rs in sets:
+        wanted = chunk_keys.get(rs.name) if chunk_keys else None
+        passages = {f"p:{rs.name}:{k}": c.text for k, c in rs.chunks.items() if wanted is None or k in wanted}
+        questions = {f"q:{rs.name}:{q.qid}": q.text for q in rs.questions.values()}
+        added += bank.fill(encoder, passages, "passage", f"passages {rs.name}")
+        added += bank.fill(encoder, questions, "query", f"questions {rs.name}")
+    return added
+
+
+def batches(items: list[Item], bank: StateBank, size: int, rng: random.Random) -> list[list[Item]]:
+    """Length-bucketed batches (less padding), in random order."""
+    order = sorted(items, key=lambda it: (len(bank.items[it.p].ids) + rng.random() * 8))
+    groups = [order[i : i + size] for i in range(0, len(order), size)]
+    rng.shuffle(groups)
+    return groups
+
+
+def loss_on(model: ReaderModel, group: list[Item], bank: StateBank) -> torch.Tensor:
+    hidden = model.config["hidden"]
+    q, qm = pad_states([bank.items[it.q].states for it in group], hidden)
+    passages = [bank.items[it.p] for it in group]
+    p, pm = pad_states([x.states for x in passages], hidden)
+    start, end, answerable = model(q, qm, p, pm)
+    valid = answer_mask(passages, p.shape[1])
+    neg = torch.finfo(start.dtype).min
+    start, end = start.masked_fill(~valid, neg), end.masked_fill(~valid, neg)
+    has = torch.tensor([it.start >= 0 for it in group])
+    loss = F.binary_cross_entropy_with_logits(answerable, has.float())
+    if has.any():
+        s = torch.tensor([it.start for it in group])[has]
+        e = torch.tensor([it.end for it in group])[has]
+        loss = loss + (F.cross_entropy(start[has], s) + F.cross_entropy(end[has], e)) / 2
+    return loss
+
+
+def train(recipe: Recipe, out: Path, cache_dir: Path | None = None, log_every: int = 25) -> dict:
+    started = time.time()
+    torch.manual_seed(recipe.seed)
+    random.seed(recipe.seed)
+    np.random.seed(recipe.seed)
+    torch.set_num_threads(recipe.threads)
+    settings = load_settings()
+    from ..embedding import get_embedder
+
+    embedder = get_embedder(settings)
+    bert = embedder.model[0].auto_model
+    encoder = LowerEncoder.from_embedder(embedder, recipe.lower_layers)
+
+    sets = training_sets(recipe, settings)
+    vals = validation_sets(recipe, settings)
+    rng = random.Random(recipe.seed)
+    examples = {rs.name: examples_for(rs, neg, recipe.seed) for rs, neg in sets}
+    needed = {name: {ex.chunk for ex in exs} for name, exs in examples.items()}
+    root = cache_dir or settings.cache_dir
+    banks: dict[str, StateBank] = {}
+    for rs in [rs for rs, _ in sets] + vals:  # one bank per data set, reused by any later run
+        bank = StateBank(bank_path(root, rs.name, recipe.lower_layers, f"{len(rs.chunks)}|{settings.chunk_tokens}"))
+        if fill_bank(bank, encoder, [rs], needed if rs.name in needed else None):
+            bank.save()
+        banks[rs.name] = bank
+    caching_s = time.time() - started
+
+    items = [it for rs, _ in sets for it in build_items(examples[rs.name], rs, banks[rs.name])]
+    bank = StateBank.merged([banks[rs.name] for rs, _ in sets])
+    per_set = {rs.name: {"questions": len(rs.questions), "examples": len(examples[rs.name]),
+                         "negatives": sum(ex.start is None for ex in examples[rs.name])} for rs, _ in sets}
+    model = ReaderModel.from_bert(bert, recipe.lower_layers, base="bundled:multilingual-e5-small")
+    smoke = vals[0]
+    probe = ReadingSet(smoke.name, dict(list(smoke.questions.items())[:3]), smoke.chunks, smoke.paragraph_chunks)
+    validate(model.eval(), probe, banks[smoke.name])  # fail now, not after the training run
+    model.train()
+    head = [p for n, p in model.named_parameters() if not n.startswith("layers.")]
+    body = [p for n, p in model.named_parameters() if n.startswith("layers.")]
+    opt = torch.optim.AdamW([{"params": body, "lr": recipe.lr_layers}, {"params": head, "lr": recipe.lr_head}],
+                            weight_decay=recipe.weight_decay)
+    steps_per_epoch = math.ceil(len(items) / recipe.batch_size)
+    total = recipe.max_steps or max(1, round(steps_per_epoch * recipe.epochs))
+    warmup = max(1, int(total * recipe.warmup_share))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / max(1, total - warmup))))
+    curve, window = [], []
+    train_started = time.time()
+    step, epoch_groups = 0, []
+    bar = tqdm(total=total, desc="training", unit="step")
+    while step < total:
+        if not epoch_groups:
+            epoch_groups = batches(items, bank, recipe.batch_size, rng)
+        group = epoch_groups.pop()
+        loss = loss_on(model, group, bank)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        step += 1
+        window.append(float(loss))
+        bar.update(1)
+        bar.set_postfix(loss=f"{np.mean(window[-log_every:]):.3f}")
+        if step % log_every == 0 or step == total:
+            curve.append({"step": step, "loss": round(float(np.mean(window)), 4),
+                          "seconds": round(time.time() - train_started, 1)})
+            window = []
+    bar.close()
+    training_s = time.time() - train_started
+    model.eval()
+    model.save(out)  # before validation: a crash there must not lose the run
+    validation = {v.name: validate(model, v, banks[v.name]) for v in vals}
+    report = {
+        "recipe": asdict(recipe), "data": per_set, "train_items": len(items), "steps": total,
+        "caching_seconds": round(caching_s, 1), "training_seconds": round(training_s, 1),
+        "total_seconds": round(time.time() - started, 1), "curve": curve, "validation": validation,
+    }
+    model.save(out, {"report": {k: report[k] for k in ("recipe", "steps", "validation")}})
+    out.with_suffix(".json").write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+    from .card import write_model_card
+
+    write_model_card(out.parent / "MODEL_CARD.md", report, out)
+    return report
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(prog="qa train", description=__doc__.split("\n\n")[0])
+    ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    for name, value in asdict(Recipe()).items():
+        ap.add_argument("--" + name.replace("_", "-"), type=type(value), default=value)
+    ap.add_argument("--cache-dir", type=Path, default=None)
+    args = ap.parse_args(argv)
+    recipe = Recipe(**{k: getattr(args, k) for k in asdict(Recipe())})
+    report = train(recipe, args.out, args.cache_dir)
+    print(json.dumps({k: report[k] for k in ("steps", "total_seconds", "validation")}, indent=1, ensure_ascii=False))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,68 @@
+"""Validation of a reader on held-out questions: closed span F1/EM and a calibrated refusal threshold.
+
+closed: the question's own paragraph is given (all its chunks); the reader picks the chunk it
+  finds most likely to answer and quotes its best span. Scored with CMRC 2018's char F1/EM.
+answer removed: the same question over the chunks of its paragraph that do not contain a gold
+  answer plus the chunks of the next paragraph; the reader should find nothing.
+The threshold is the cut on the best probability that maximizes accuracy over both kinds
+(answer when above, abstain when below), so it is calibrated on validation data only.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ..evaluation.metrics import cmrc_em, cmrc_f1
+from ..neural.model import ReaderModel
+from ..neural.reading import read_passages
+from ..text import normalize
+from .cache import StateBank
+from .data import ReadingSet
+
+
+def validate(model: ReaderModel, rs: ReadingSet, bank: StateBank) -> dict:
+    paragraphs = list(rs.paragraph_chunks)
+    next_paragraph = {p: paragraphs[(i + 1) % len(paragraphs)] for i, p in enumerate(paragraphs)}
+    f1s, ems, pos, negs = [], [], [], []
+    for q in rs.questions.values():
+        if not q.answers:
+            continue
+        gold = rs.paragraph_chunks[q.paragraph]
+        golds = [normalize(a) for a in q.answers]
+        removed = [k for k in gold if not any(g in normalize(rs.chunks[k].text) for g in golds)]
+        removed += [k for k in rs.paragraph_chunks[next_paragraph[q.paragraph]]
+                    if not any(g in normalize(rs.chunks[k].text) for g in golds)]
+        keys = gold + removed
+        readings = read_passages(model, bank.items[f"q:{rs.name}:{q.qid}"], [bank.items[f"p:{rs.name}:{k}"] for k in keys])
+        closed = readings[: len(gold)]
+        best = max(range(len(closed)), key=lambda i: closed[i].probability)
+        chunk = rs.chunks[gold[best]]
+        prediction = chunk.text[closed[best].start : closed[best].end]
+        f1s.append(cmrc_f1(prediction, q.answers))
+        ems.append(cmrc_em(prediction, q.answers))
+        pos.append(closed[best].probability)
+        if removed:
+            negs.append(max(r.probability for r in readings[len(gold) :]))
+    threshold, accuracy = calibrate(pos, negs)
+    refused = sum(p < threshold for p in negs)
+    wrongly_refused = sum(p < threshold for p in pos)
+    return {
+        "questions": len(f1s), "closed_f1": round(100 * float(np.mean(f1s)), 2), "closed_em": round(100 * float(np.mean(ems)), 2),
+        "threshold": round(threshold, 4), "decision_accuracy": round(accuracy, 4),
+        "refusal_recall": round(refused / max(1, len(negs)), 4),
+        "refusal_precision": round(refused / max(1, refused + wrongly_refused), 4),
+        "removed_questions": len(negs),
+    }
+
+
+def calibrate(positives: list[float], negatives: list[float]) -> tuple[float, float]:
+    """The probability cut with the best answer/abstain accuracy (midpoint between observed scores)."""
+    scores = sorted(set(positives) | set(negatives))
+    cuts = [0.0] + [(a + b) / 2 for a, b in zip(scores, scores[1:])] + [1.0]
+    pos, neg = np.asarray(positives), np.asarray(negatives)
+    best = (0.5, -1.0)
+    for t in cuts:
+        acc = (float((pos >= t).sum()) + float((neg < t).sum())) / max(1, len(pos) + len(neg))
+        if acc > best[1]:
+            best = (t, acc)
+    return best
