@@ -73,6 +73,7 @@ CSS = """
 .qa-abstain { border: 1px dashed #9ca3af; border-radius: 8px; padding: 6px 10px; color: #4b5563;
               background: #f3f4f6; font-style: italic; }
 .qa-abstain strong { font-style: normal; }
+.qa-answer strong.qa-span, .qa-sources strong.qa-span { font-weight: 700; text-decoration: underline; text-decoration-color: #b45309; }
 .qa-error { border-left: 4px solid #dc2626; padding: 4px 10px; color: #991b1b; background: #fef2f2; border-radius: 4px; }
 .qa-pending { color: var(--body-text-color-subdued); font-style: italic; }
 #answer-meta { font-size: 0.88em; color: var(--body-text-color-subdued); min-height: 1.2em; }
@@ -120,6 +121,21 @@ def highlight(text: str, start: int, end: int) -> str:
 
 
 _MARKER = re.compile(r"\[(\d{1,2})\]")
+_BOLD = re.compile(r"\*\*(.+?)\*\*", flags=re.S)
+
+
+def bold_spans(escaped: str) -> str:
+    """The reader's answer span, written **span** in the answer text, as <strong class="qa-span">."""
+    return _BOLD.sub(r'<strong class="qa-span">\1</strong>', escaped)
+
+
+def highlight_with_span(text: str, start: int, end: int, span_start: int | None, span_end: int | None) -> str:
+    """Like highlight(), and inside the marked sentence the answer span in <strong class="qa-span">."""
+    if span_start is None or span_end is None or not (start <= span_start < span_end <= end):
+        return highlight(text, start, end)
+    return (esc(_flat(text[:start])) + "<mark>" + esc(_flat(text[start:span_start]))
+            + '<strong class="qa-span">' + esc(_flat(text[span_start:span_end])) + "</strong>"
+            + esc(_flat(text[span_end:end])) + "</mark>" + esc(_flat(text[end:])))
 
 
 def link_markers(escaped: str, n_citations: int | None, unsupported=()) -> str:
@@ -142,13 +158,13 @@ def answer_html(answer: Answer) -> str:
         m = re.match(r"([^:：]{1,40}[:：])(.*)", answer.text, flags=re.S)
         head, rest = (m.group(1), m.group(2)) if m else ("Not found in the documents.", " " + answer.text)
         return f'<div class="qa-abstain" data-abstained="true"><strong>{esc(head)}</strong>{esc(rest)}</div>'
-    body = link_markers(esc(answer.text), len(answer.citations), set(answer.unsupported or ()))
+    body = link_markers(bold_spans(esc(answer.text)), len(answer.citations), set(answer.unsupported or ()))
     return f'<div class="qa-answer">{body}</div>'
 
 
 def partial_html(text: str) -> str:
     """A streaming chat bubble: markers link already (the cards arrive with the final answer)."""
-    return f'<div class="qa-answer">{link_markers(esc(text), None)}▍</div>'
+    return f'<div class="qa-answer">{link_markers(bold_spans(esc(text)), None)}▍</div>'
 
 
 def error_html(message: str) -> str:
@@ -165,6 +181,8 @@ def meta_html(answer: Answer | None, seconds: float | None = None) -> str:
     if answer is None:
         return ""
     parts = [f"Answered by: <b>{esc(MODE_LABELS.get(answer.mode, answer.mode))}</b>"]
+    if answer.reader:
+        parts.append(f"reader: {esc(answer.reader)} · confidence {float(answer.confidence):.2f}")
     if answer.abstained:
         parts.append("abstained (no passage was convincing enough)")
     if answer.query and answer.question and answer.query != answer.question:
@@ -231,11 +249,14 @@ def source_card(n: int, c: Citation, hits, corpus: CorpusReader | None, scripts:
     if chunk is not None and chunk.text[c.start - chunk.start : c.end - chunk.start] == c.text:
         rel_s, rel_e = c.start - chunk.start, c.end - chunk.start
         lo, hi = max(0, rel_s - EXCERPT_CHARS), min(len(chunk.text), rel_e + EXCERPT_CHARS)
-        excerpt = (("…" if lo > 0 else "") + highlight(chunk.text[lo:hi], rel_s - lo, rel_e - lo)
+        sp_s = c.span_start - chunk.start - lo if c.span_start is not None else None
+        sp_e = c.span_end - chunk.start - lo if c.span_end is not None else None
+        excerpt = (("…" if lo > 0 else "") + highlight_with_span(chunk.text[lo:hi], rel_s - lo, rel_e - lo, sp_s, sp_e)
                    + ("…" if hi < len(chunk.text) else ""))
         passage_text, passage_start = chunk.text, chunk.start
     else:
-        excerpt = highlight(c.text, 0, len(c.text))
+        excerpt = highlight_with_span(c.text, 0, len(c.text), None if c.span_start is None else c.span_start - c.start,
+                                      None if c.span_end is None else c.span_end - c.start)
         passage_text, passage_start = c.text, c.start
     # Wider context: read from the corpus file when it still matches the index, else the chunk.
     full = corpus.text(c.doc) if corpus else None
@@ -253,6 +274,8 @@ def source_card(n: int, c: Citation, hits, corpus: CorpusReader | None, scripts:
     if script:
         meta.append(esc(script))
     meta.append(f"score {float(c.score):.3f}")
+    if c.span_start is not None and c.span_end is not None:
+        meta.append(f"answer span chars {c.span_start}–{c.span_end}")
     if unsupported:
         meta.append("⚠ flagged as unsupported")
     cls = "src-card src-unsupported" if unsupported else "src-card"
@@ -283,9 +306,10 @@ def sources_html(answer: Answer | None, corpus: CorpusReader | None = None, scri
     closest = "".join(
         f'<li><b>{esc(h.chunk.doc_id)}</b> chars {h.chunk.start}–{h.chunk.end}: {esc(_flat(h.chunk.text[:160]))}…</li>'
         for h in (answer.hits or [])[:5])
-    note = '<div class="src-empty">No passage supports an answer, so nothing is cited.</div>'
+    note = '<div class="src-empty">No passage answers the question, so nothing is cited.</div>'
     if closest:
-        note += f"<details><summary>Closest passages (not convincing enough)</summary><ul>{closest}</ul></details>"
+        note += (f'<details open class="possibly-related"><summary>Possibly related passages (they do not answer it)'
+                 f"</summary><ul>{closest}</ul></details>")
     return f'<div class="qa-sources">{head}{note}</div>'
 
 
@@ -366,6 +390,8 @@ class Handlers:
                 else:
                     turn["html"] = answer_html(answer)
                     conv["asked"].append(question)
+                    conv["last"] = {"reader": answer.reader, "confidence": round(float(answer.confidence), 4),
+                                    "abstained": answer.abstained}
                     yield (self.render_chat(conv["turns"]), gr.skip(), sources_html(answer, self.corpus, self.scripts()),
                            meta_html(answer, time.perf_counter() - started), conv)
         except QuestionError as exc:
@@ -420,6 +446,19 @@ class Handlers:
                    else f"Nothing new was indexed; the index is unchanged ({after} documents).")
         return f'<div id="upload-report"><ul>{"".join(lines)}</ul><div>{summary}</div></div>', self.status(), None
 
+    def reader_info(self, conv: dict | None = None) -> str:
+        """The settings' reader line: which reader answers, its threshold, the last answer's confidence."""
+        cfg = self.settings
+        line = f"Reader: <b>{esc(cfg.reader)}</b>"
+        if cfg.reader == "neural":
+            line += f" (trained; abstains below confidence {cfg.reader_threshold:.2f})"
+        last = (conv or {}).get("last")
+        if last:
+            verdict = "abstained" if last.get("abstained") else "answered"
+            line += (f' · last answer: confidence <b id="reader-confidence-value">{float(last.get("confidence", 0)):.2f}</b>'
+                     f" ({verdict})")
+        return f'<div id="reader-info">{line}</div>'
+
     def clear(self):
         return [], self.new_conversation(), EMPTY_SOURCES, "", ""
 
@@ -458,6 +497,7 @@ def build_app(service: QAService) -> gr.Blocks:
                     mode = gr.Radio(value="extractive", label="Answer mode", elem_id="answer-mode", **_mode_choice(service))
                     top_k = gr.Slider(1, 20, value=settings.top_k, step=1, label="Passages to retrieve (top-k)",
                                       elem_id="top-k")
+                    reader_info = gr.HTML(h.reader_info(), elem_id="reader-confidence")
                 with gr.Accordion("Add documents", open=True, elem_id="add-documents"):
                     files = gr.File(file_count="multiple", label=f"Upload .txt / .md files (UTF-8, GBK or Big5; "
                                     f"≤ {settings.max_upload_bytes // 1_000_000} MB each)", elem_id="upload", height=150)
@@ -468,7 +508,8 @@ def build_app(service: QAService) -> gr.Blocks:
 
         gr.on([question.submit, ask_btn.click], h.respond, inputs=[question, mode, top_k, conv],
               outputs=[chatbot, question, sources, meta, conv], api_name="respond",
-              concurrency_id="answer", show_progress="minimal")
+              concurrency_id="answer", show_progress="minimal").then(
+            h.reader_info, inputs=[conv], outputs=[reader_info], api_visibility="private", queue=False)
         files.upload(h.upload, inputs=[files], outputs=[upload_result, status, files], api_name="upload",
                      concurrency_limit=1, concurrency_id="upload")
         clear_btn.click(h.clear, outputs=[chatbot, conv, sources, meta, question], api_visibility="private", queue=False)

@@ -86,6 +86,12 @@ def cmd_serve(args) -> int:
     return 0
 
 
+def cmd_train(args) -> int:
+    from .training.train import main as train_main
+
+    return train_main(args.train_args)
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="qa", description="Question answering over Chinese documents, with cited sources.")
     parser.add_argument("--corpus", help="corpus folder (default: corpus/)")
@@ -94,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--llm-base-url", help="OpenAI-compatible endpoint of a local LLM, e.g. http://127.0.0.1:11434/v1 (env QA_LLM_BASE_URL)")
     parser.add_argument("--llm-model", help="model name at that endpoint (env QA_LLM_MODEL)")
     parser.add_argument("--reader", choices=READERS, default=None,
-                        help="answer reader: heuristic sentence scoring (default) or the trained neural reader (env QA_READER)")
+                        help="answer reader: the trained neural reader (default) or the heuristic sentence scorer (env QA_READER)")
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
 
@@ -116,6 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
     add_eval_arguments(p)
     p.set_defaults(func=cmd_eval)
 
+    p = sub.add_parser("train", help="rebuild the neural reader's weights from ../shared/traindata (CPU, ~1 h)",
+                       add_help=False)
+    p.add_argument("train_args", nargs=argparse.REMAINDER, help="options of `python -m qa.training.train` (--help)")
+    p.set_defaults(func=cmd_train)
+
     p = sub.add_parser("serve", help="start the Gradio chat app")
     p.add_argument("--host", default=None, help="bind address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=None)
@@ -124,6 +135,11 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ["train"]:  # its options belong to qa.training.train (`qa train --help`)
+        from .training.train import main as train_main
+
+        return train_main(argv[1:])
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -174,12 +174,19 @@ class QAService:
 
     def _install(self, documents, previous, progress, persist: bool = True) -> IndexReport:
         started = time.perf_counter()
-        index, stats = build_index(documents, self.settings, self.embedder, previous, progress)
+        index, stats = build_index(documents, self.settings, self._indexing_embedder(), previous, progress)
         if persist:
             save_index(index, self.settings.index_dir)
         self.index = index
         return IndexReport(len(documents), len(index.chunks), stats["reused_documents"], stats["embedded_documents"],
                            stats["embedded_chunks"], round(time.perf_counter() - started, 3), [])
+
+    def _indexing_embedder(self) -> Embedder:
+        """The configured reader may fill its passage states during the embedding pass (qa/neural/states.py)."""
+        if self.settings.reader == "heuristic":
+            return self.embedder
+        wrap = getattr(self.reader_for(self.settings.reader), "indexing_embedder", None)
+        return wrap(self.embedder) if wrap is not None else self.embedder
 
     # ------------------------------------------------------------ documents
     def add_document(self, name: str, data: bytes, progress: Progress | None = None) -> IndexReport:

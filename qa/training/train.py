@@ -150,6 +150,47 @@ def loss_on(model: ReaderModel, group: list[Item], bank: StateBank) -> torch.Ten
     return loss
 
 
+def fit(model: ReaderModel, items: list[Item], bank: StateBank, recipe: Recipe, log_every: int = 25,
+        progress: bool = True) -> tuple[list[dict], int]:
+    """AdamW with warmup and linear decay; a higher rate for the new heads than for the copied layers.
+
+    Returns the loss curve (mean loss per `log_every` steps) and the number of steps taken."""
+    rng = random.Random(recipe.seed)
+    model.train()
+    head = [p for n, p in model.named_parameters() if not n.startswith("layers.")]
+    body = [p for n, p in model.named_parameters() if n.startswith("layers.")]
+    opt = torch.optim.AdamW([{"params": body, "lr": recipe.lr_layers}, {"params": head, "lr": recipe.lr_head}],
+                            weight_decay=recipe.weight_decay)
+    steps_per_epoch = math.ceil(len(items) / recipe.batch_size)
+    total = recipe.max_steps or max(1, round(steps_per_epoch * recipe.epochs))
+    warmup = max(1, int(total * recipe.warmup_share))
+    sched = torch.optim.lr_scheduler.LambdaLR(
+        opt, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / max(1, total - warmup))))
+    curve, window = [], []
+    started = time.time()
+    step, groups = 0, []
+    bar = tqdm(total=total, desc="training", unit="step", disable=not progress)
+    while step < total:
+        if not groups:
+            groups = batches(items, bank, recipe.batch_size, rng)
+        loss = loss_on(model, groups.pop(), bank)
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        sched.step()
+        step += 1
+        window.append(float(loss))
+        bar.update(1)
+        bar.set_postfix(loss=f"{np.mean(window):.3f}")
+        if step % log_every == 0 or step == total:
+            curve.append({"step": step, "loss": round(float(np.mean(window)), 4), "seconds": round(time.time() - started, 1)})
+            window = []
+    bar.close()
+    model.eval()
+    return curve, total
+
+
 def train(recipe: Recipe, out: Path, cache_dir: Path | None = None, log_every: int = 25) -> dict:
     started = time.time()
     torch.manual_seed(recipe.seed)
@@ -186,39 +227,8 @@ def train(recipe: Recipe, out: Path, cache_dir: Path | None = None, log_every: i
     probe = ReadingSet(smoke.name, dict(list(smoke.questions.items())[:3]), smoke.chunks, smoke.paragraph_chunks)
     validate(model.eval(), probe, banks[smoke.name])  # fail now, not after the training run
     model.train()
-    head = [p for n, p in model.named_parameters() if not n.startswith("layers.")]
-    body = [p for n, p in model.named_parameters() if n.startswith("layers.")]
-    opt = torch.optim.AdamW([{"params": body, "lr": recipe.lr_layers}, {"params": head, "lr": recipe.lr_head}],
-                            weight_decay=recipe.weight_decay)
-    steps_per_epoch = math.ceil(len(items) / recipe.batch_size)
-    total = recipe.max_steps or max(1, round(steps_per_epoch * recipe.epochs))
-    warmup = max(1, int(total * recipe.warmup_share))
-    sched = torch.optim.lr_scheduler.LambdaLR(
-        opt, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / max(1, total - warmup))))
-    curve, window = [], []
-    train_started = time.time()
-    step, epoch_groups = 0, []
-    bar = tqdm(total=total, desc="training", unit="step")
-    while step < total:
-        if not epoch_groups:
-            epoch_groups = batches(items, bank, recipe.batch_size, rng)
-        group = epoch_groups.pop()
-        loss = loss_on(model, group, bank)
-        opt.zero_grad()
-        loss.backward()
-        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
-        opt.step()
-        sched.step()
-        step += 1
-        window.append(float(loss))
-        bar.update(1)
-        bar.set_postfix(loss=f"{np.mean(window[-log_every:]):.3f}")
-        if step % log_every == 0 or step == total:
-            curve.append({"step": step, "loss": round(float(np.mean(window)), 4),
-                          "seconds": round(time.time() - train_started, 1)})
-            window = []
-    bar.close()
-    training_s = time.time() - train_started
+    curve, total = fit(model, items, bank, recipe, log_every)
+    training_s = curve[-1]["seconds"] if curve else 0.0
     model.eval()
     model.save(out)  # before validation: a crash there must not lose the run
     validation = {v.name: validate(model, v, banks[v.name]) for v in vals}

@@ -1,0 +1,111 @@
+"""The trained reader's parts: offsets through script folding and tokenization, layers equal to e5's,
+the one-pass indexing embedder, a smoke training run and the weight file round trip."""
+
+import numpy as np
+import pytest
+import torch
+
+from qa.neural.align import fold_with_offsets
+from qa.neural.encoder import LowerEncoder, tokenize
+from qa.neural.model import ReaderModel
+from qa.text import fold_script
+
+TRADITIONAL = "零一萬物的大部分預訓練算法團隊加入通義團隊，不再追求訓練超級大模型。ＡＩ公司在２０２４年「轉向」。"
+
+
+def test_every_folded_character_points_back_to_the_character_it_came_from():
+    folded, origin = fold_with_offsets(TRADITIONAL)
+    assert folded == fold_script(TRADITIONAL)
+    assert len(origin) == len(folded) + 1 and origin[-1] == len(TRADITIONAL)
+    for i, ch in enumerate(folded):
+        assert ch in fold_script(TRADITIONAL[origin[i]]), (i, ch, TRADITIONAL[origin[i]])
+
+
+def test_token_offsets_cover_the_original_text_of_each_token(embedder):
+    ids, starts, ends = tokenize(embedder.model.tokenizer, TRADITIONAL, "passage: ", 512)
+    pieces = embedder.model.tokenizer.convert_ids_to_tokens([int(i) for i in ids])
+    assert starts[0] == -1 and ends[-1] == -1  # <s> ... </s>
+    checked = 0
+    for piece, s, e in zip(pieces, starts, ends):
+        if s < 0 or piece == "▁":
+            continue
+        assert piece.lstrip("▁").lower() in fold_script(TRADITIONAL[s:e]).lower(), (piece, TRADITIONAL[s:e])
+        checked += 1
+    assert checked >= 20
+
+
+@pytest.fixture(scope="module")
+def bert_states(embedder):
+    bert, tok = embedder.model[0].auto_model, embedder.model.tokenizer
+    ids, _, _ = tokenize(tok, TRADITIONAL, "passage: ", 512)
+    with torch.inference_mode():
+        out = bert(input_ids=torch.tensor([ids.astype(np.int64)]), attention_mask=torch.ones(1, len(ids), dtype=torch.long),
+                   output_hidden_states=True)
+    return out.hidden_states
+
+
+def test_lower_encoder_and_copied_upper_layers_reproduce_e5(embedder, bert_states):
+    lower = LowerEncoder.from_embedder(embedder, 9)
+    enc = lower.encode([TRADITIONAL], "passage")[0]
+    assert np.abs(enc.states.astype(np.float32) - bert_states[9][0].numpy()).max() < 2e-2  # float16 storage
+    model = ReaderModel.from_bert(embedder.model[0].auto_model, 9).eval()
+    x = bert_states[9]
+    mask = torch.ones(1, x.shape[1], dtype=torch.bool)
+    with torch.inference_mode():
+        for layer in model.layers:
+            x = layer(x, mask)
+    assert (x - bert_states[12]).abs().max().item() < 1e-4
+
+
+def test_indexing_embedder_gives_the_same_vectors_and_fills_reader_states(embedder):
+    from qa.neural.states import StateCache, StatefulEmbedder
+
+    texts = [fold_script(TRADITIONAL), "短句。", fold_script("Kai-Fu Lee founded 01.AI in 2023 and it released the Yi models.")]
+    cache = StateCache()
+    stateful = StatefulEmbedder(embedder, cache, 9)
+    mine, theirs = stateful.encode_documents(texts), embedder.encode_documents(texts)
+    assert np.min(np.sum(mine * theirs, axis=1)) > 0.9999
+    lower = LowerEncoder.from_embedder(embedder, 9)
+    for text in texts:
+        ids, states = cache.get(text)
+        enc = lower.encode([text], "passage")[0]
+        assert np.array_equal(ids, enc.ids)
+        assert np.abs(states.astype(np.float32) - enc.states.astype(np.float32)).max() < 3e-2
+
+
+def test_smoke_training_lowers_the_loss_and_weights_survive_a_round_trip(embedder, tmp_path):
+    from qa.settings import load_settings
+    from qa.training.cache import StateBank
+    from qa.training.data import TRAIN_DIR, examples_for, load_set
+    from qa.training.train import Recipe, build_items, fill_bank, fit, loss_on
+
+    torch.manual_seed(0)
+    rs = load_set("cmrc-trial", TRAIN_DIR / "cmrc2018" / "cmrc2018_trial.squad.json", load_settings(), max_questions=40, seed=3)
+    examples = examples_for(rs, negatives=0.3, seed=3)
+    bank = StateBank(tmp_path / "bank.pkl")
+    lower = LowerEncoder.from_embedder(embedder, 9)
+    fill_bank(bank, lower, [rs], {rs.name: {ex.chunk for ex in examples}})
+    items = build_items(examples, rs, bank)
+    assert 40 <= len(items) <= 60
+    model = ReaderModel.from_bert(embedder.model[0].auto_model, 9)
+    model.eval()
+    with torch.no_grad():
+        before = float(np.mean([float(loss_on(model, items[i : i + 16], bank)) for i in range(0, len(items), 16)]))
+    recipe = Recipe(batch_size=8, max_steps=14, lr_layers=3e-4, lr_head=3e-3, warmup_share=0.1, seed=3)
+    curve, steps = fit(model, items, bank, recipe, log_every=7, progress=False)
+    with torch.no_grad():
+        after = float(np.mean([float(loss_on(model, items[i : i + 16], bank)) for i in range(0, len(items), 16)]))
+    assert steps == 14 and len(curve) == 2
+    assert after < before - 0.5, (before, after)
+
+    path = tmp_path / "reader.safetensors"
+    model.save(path)
+    again = ReaderModel.load(path)
+    q, p = bank.items[items[0].q], bank.items[items[0].p]
+    args = (torch.from_numpy(q.states.astype(np.float32))[None], torch.ones(1, len(q.ids), dtype=torch.bool),
+            torch.from_numpy(p.states.astype(np.float32))[None], torch.ones(1, len(p.ids), dtype=torch.bool))
+    with torch.no_grad():
+        a, b = model(*args), again(*args)
+    assert again.config == model.config
+    for x, y in zip(a, b):
+        assert torch.allclose(x.clamp(min=-1e4), y.clamp(min=-1e4), atol=0.1)  # float16 weights on disk
