@@ -104,7 +104,10 @@ def test_heuristic_reader_is_identity_rerank(built_service):
 def test_neural_reader_missing_is_a_clear_error(built_service, monkeypatch):
     import sys
 
+    import qa.neural
+
     monkeypatch.setitem(sys.modules, "qa.neural.reader", None)
+    monkeypatch.delattr(qa.neural, "reader", raising=False)
     with pytest.raises(ReaderUnavailableError, match="neural reader is not available"):
         make_reader(built_service.settings.with_overrides(reader="neural"), built_service.embedder, built_service.aliases)
     with pytest.raises(ReaderUnavailableError, match="Unknown reader"):
@@ -116,7 +119,10 @@ def test_cli_reader_option_fails_clearly_without_the_neural_module(built_service
 
     from qa import cli
 
+    import qa.neural
+
     monkeypatch.setitem(sys.modules, "qa.neural.reader", None)
+    monkeypatch.delattr(qa.neural, "reader", raising=False)
     dirs = ["--corpus", str(built_service.settings.corpus_dir), "--index-dir", str(built_service.settings.index_dir)]
     assert cli.main(dirs + ["--reader", "neural", "ask", QUESTION]) == 2
     assert "neural reader is not available" in capsys.readouterr().err

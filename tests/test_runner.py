@@ -189,7 +189,10 @@ def test_calibrate_refuses_public_sets(tmp_path, capsys):
 def test_unavailable_reader_is_a_usage_error(built_service, tmp_path, capsys, monkeypatch):
     import sys
 
-    monkeypatch.setitem(sys.modules, "qa.neural.reader", None)  # as if the neural reader did not exist
+    import qa.neural
+
+    monkeypatch.setitem(sys.modules, "qa.neural.reader", None)
+    monkeypatch.delattr(qa.neural, "reader", raising=False)  # as if the neural reader did not exist
     assert main(_args("--limit", "2", "--readers", "heuristic,neural", "--out", str(tmp_path)),
                 service=built_service) == 2
     assert "neural reader is not available" in capsys.readouterr().err
