@@ -218,7 +218,8 @@ class QAService:
         return rewrite_query(question, [h for h in (history or []) if h and h.strip()], self.aliases)
 
     def ask(self, question: str, history: list[str] | None = None, top_k: int | None = None,
-            retrieval_mode: str = "hybrid", reader: str | None = None, rerank: bool = True) -> Answer:
+            retrieval_mode: str = "hybrid", reader: str | None = None, rerank: bool = True,
+            exclude_doc: str | None = None) -> Answer:
         """Answer with quoted, cited sentences, or abstain. Raises QuestionError for unusable input.
 
         retrieve -> checks for any reader (qa/checks.py) -> reader.rerank -> reader.read. A reranking reader
@@ -236,8 +237,13 @@ class QAService:
         query = self.retrieval_query(text, history)
         retriever = HybridRetriever(index, self.embedder, self.aliases, self.settings)
         vector = retriever.embed_query(query)
-        hits = retriever.retrieve(query, max(k, self.settings.reader_candidates) if reranking else k,
-                                  mode=retrieval_mode, query_vector=vector)
+        wanted = max(k, self.settings.reader_candidates) if reranking else k
+        if exclude_doc is None:
+            hits = retriever.retrieve(query, wanted, mode=retrieval_mode, query_vector=vector)
+        else:  # evaluation's "answer removed" setting: as if that document were not indexed
+            own = sum(c.doc_id == exclude_doc for c in index.chunks)
+            hits = [h for h in retriever.retrieve(query, wanted + own, mode=retrieval_mode, query_vector=vector)
+                    if h.chunk.doc_id != exclude_doc][:wanted]
         asked = text if query == text else query
         notice = unanswerable_notice(asked, index.normalized_text)
         if notice is not None:

@@ -28,6 +28,12 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--readers", default=None,
                    help="comma-separated readers, one 'hybrid + <reader>' system each, e.g. heuristic,neural "
                         "(default: the configured reader)")
+    p.add_argument("--settings", default="closed,open,removed",
+                   help="with --squad: closed (gold paragraph given), open (end to end), removed (answer's paragraph "
+                        "left out: abstaining is right); comma-separated")
+    p.add_argument("--articles", default=None,
+                   help="with --squad: a file of article ids (one per line); only their paragraphs are indexed "
+                        "(the DRCD validation part: qa/training/drcd_validation_articles.txt)")
     p.add_argument("--json", action="store_true", help="print the results as JSON on stdout")
     p.add_argument("--out", default=None, help="results folder (default: eval/results/)")
     p.add_argument("--name", default=None, help="name of the run in the results folder")

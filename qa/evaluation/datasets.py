@@ -70,12 +70,15 @@ def _read_squad(path) -> list[dict]:
     return articles
 
 
-def load_squad(path, questions_from=None, paragraphs: int | None = None) -> SquadSet:
-    """Paragraphs -> Documents; questions -> EvalQuestions whose evidence and gold answers are the gold spans."""
+def load_squad(path, questions_from=None, paragraphs: int | None = None, articles: set[str] | None = None) -> SquadSet:
+    """Paragraphs -> Documents; questions -> EvalQuestions whose evidence and gold answers are the gold spans.
+
+    `articles`: only the paragraphs of these article ids are indexed (e.g. the DRCD validation part)."""
     from ..loader import detect_script
     from ..types import Document
 
-    articles = _read_squad(path)
+    chosen_articles = articles
+    articles = [a for a in _read_squad(path) if chosen_articles is None or str(a.get("id")) in chosen_articles]
     other: dict[str, str] | None = None
     if questions_from:
         other = {}

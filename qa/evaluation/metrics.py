@@ -35,6 +35,7 @@ class EvalRecord:
     passage_ids: list[str] = field(default_factory=list)  # "doc_id:start-end" per retrieved passage (records.jsonl)
     span: tuple[str, int, int] | None = None  # (doc, start, end) of the reader's answer span, if it marked one
     confidence: float | None = None  # the reader's best score
+    short_answer: str | None = None  # the reader's answer span text, when it marks one: span metrics score it
 
 
 class Metric(Protocol):
@@ -222,7 +223,10 @@ def cmrc_em(prediction: str, gold_answers: Sequence[str]) -> float:
 
 
 class _SpanMetric:
-    """Mean of a span score over questions with gold_answers; an abstention scores 0."""
+    """Mean of a span score over questions with gold_answers; an abstention scores 0.
+
+    The prediction is the record's short answer (the reader's bold span) when it has one, else the
+    whole answer text (the heuristic reader quotes whole sentences)."""
 
     name = ""
 
@@ -232,7 +236,8 @@ class _SpanMetric:
 
     def score(self, records: list[EvalRecord]) -> float:
         return _mean(
-            0.0 if r.abstained else self.compare(r.answer or "", r.question.gold_answers)
+            0.0 if r.abstained else self.compare(r.short_answer if r.short_answer is not None else (r.answer or ""),
+                                                 r.question.gold_answers)
             for r in records
             if r.question.gold_answers
         )

@@ -94,12 +94,13 @@ def ask_record(service, question: EvalQuestion, mode: str, top_k: int, source_do
     hits = answer.hits
     relevant = [h.chunk.doc_id == source_doc for h in hits] if source_doc is not None else None
     cited = next((c for c in answer.citations if c.span_start is not None and c.span_end is not None), None)
+    short = cited.text[cited.span_start - cited.start : cited.span_end - cited.start] if cited else None
     return EvalRecord(question=question, retrieved=[h.chunk.text for h in hits],
                       answer="" if answer.abstained else answer_text(answer.text), abstained=answer.abstained,
                       latency_s=latency, relevant=relevant,
                       passage_ids=[f"{h.chunk.doc_id}:{h.chunk.start}-{h.chunk.end}" for h in hits],
                       span=(cited.doc, cited.span_start, cited.span_end) if cited and not answer.abstained else None,
-                      confidence=float(answer.confidence))
+                      confidence=float(answer.confidence), short_answer=None if answer.abstained else short)
 
 
 def run_systems(service, questions: Sequence[EvalQuestion], systems: Sequence[System], ks: Sequence[int],
@@ -137,3 +138,81 @@ def write_records(path: Path, records: dict[str, list[EvalRecord]], ks: Sequence
                         "metrics": per_record(r, ks)}
                 f.write(json.dumps(line, ensure_ascii=False) + "\n")
     return path
+
+
+# ------------------------------------------------------------------ the three SQuAD settings
+SETTINGS = ("closed", "open", "removed")
+SETTING_NOTES = {
+    "closed": "the question's own paragraph is given (all its passages): the reader alone, always answering with its "
+              "best span (a reader without spans: its answer text)",
+    "open": "retrieval over all indexed paragraphs, then the reader: end to end",
+    "removed": "the question asked over the paragraphs minus its own (its passages are dropped from the fused "
+               "candidates; BM25 statistics still include them): every answer is wrong, abstaining is right",
+    "open+removed": "open and removed together: refusal precision/recall and answer accuracy over both",
+}
+
+
+def closed_record(service, question: EvalQuestion, source_doc: str, reader_name: str) -> EvalRecord:
+    """The reader over the gold paragraph's passages only (no retrieval, no abstention)."""
+    from ..text import fold_script
+    from ..types import Hit
+
+    reader = service.reader_for(reader_name)
+    index = service.index
+    started = time.perf_counter()
+    hits = [Hit(c, 1.0) for c in index.chunks if c.doc_id == source_doc]
+    vector = service.embedder.encode_queries([fold_script(question.question)])[0]
+    if reader.reranks:
+        hits = reader.rerank(question.question, hits)
+    answer = reader.read(question.question, hits, vector, index.title)
+    best = hits[0] if hits else None
+    if best is not None and best.span is not None:
+        text = best.chunk.text[best.span[0] - best.chunk.start : best.span[1] - best.chunk.start]
+        short, abstained = text, False
+    else:
+        text, short, abstained = answer_text(answer.text), None, answer.abstained
+    return EvalRecord(question=question, retrieved=[h.chunk.text for h in hits], answer=text, abstained=abstained,
+                      latency_s=time.perf_counter() - started, relevant=[True] * len(hits),
+                      passage_ids=[f"{h.chunk.doc_id}:{h.chunk.start}-{h.chunk.end}" for h in hits],
+                      span=(best.chunk.doc_id, *best.span) if best is not None and best.span else None,
+                      confidence=float(best.reader_score) if best is not None and best.reader_score is not None
+                      else float(answer.confidence), short_answer=short)
+
+
+def removed_record(service, question: EvalQuestion, source_doc: str, reader_name: str, top_k: int) -> EvalRecord:
+    from dataclasses import replace
+
+    from ..pipeline import QuestionError
+
+    unanswerable = replace(question, id=question.id + "#removed", answerable=False, gold_answers=[], answer_keywords=[])
+    started = time.perf_counter()
+    try:
+        answer = service.ask(question.question, top_k=top_k, reader=reader_name, exclude_doc=source_doc)
+    except QuestionError:
+        return EvalRecord(unanswerable, [], "", True, time.perf_counter() - started)
+    return EvalRecord(question=unanswerable, retrieved=[h.chunk.text for h in answer.hits],
+                      answer="" if answer.abstained else answer_text(answer.text), abstained=answer.abstained,
+                      latency_s=time.perf_counter() - started,
+                      passage_ids=[f"{h.chunk.doc_id}:{h.chunk.start}-{h.chunk.end}" for h in answer.hits],
+                      confidence=float(answer.confidence))
+
+
+def run_settings(service, questions: Sequence[EvalQuestion], systems: Sequence[System], ks: Sequence[int],
+                 source: dict[str, str], open_records: dict[str, list[EvalRecord]], settings: Sequence[str],
+                 progress: bool = True) -> dict[str, list[EvalRecord]]:
+    """Closed and answer-removed runs for each reader system, keyed "<system> · closed" etc."""
+    from tqdm import tqdm
+
+    top_k = max(max(ks), 10)
+    out: dict[str, list[EvalRecord]] = {}
+    for system in [s for s in systems if s.rerank or "+" in s.key]:
+        if "closed" in settings:
+            bar = tqdm(questions, desc=f"closed ({system.key})", unit="q", file=sys.stderr, mininterval=10, disable=not progress)
+            out[f"{system.key} · closed"] = [closed_record(service, q, source[q.id], system.reader) for q in bar]
+        if "removed" in settings:
+            bar = tqdm(questions, desc=f"removed ({system.key})", unit="q", file=sys.stderr, mininterval=10, disable=not progress)
+            removed = [removed_record(service, q, source[q.id], system.reader, top_k) for q in bar]
+            out[f"{system.key} · removed"] = removed
+            if system.key in open_records:
+                out[f"{system.key} · open+removed"] = open_records[system.key] + removed
+    return out

@@ -42,7 +42,8 @@ from .calibrate import run_calibration
 from .datasets import (DEFAULT_QUESTIONS, SEED_RELEVANCE, SQUAD_RELEVANCE, limit_questions, load_squad,
                        read_question_set, sample_text)
 from .report import DEFAULT_OUT, emit, make_payload, markdown_table, run_combine, settings_line
-from .run import ask_record, check_readers, open_current, plan_systems, run_systems, summarize
+from .run import (SETTING_NOTES, SETTINGS, ask_record, check_readers, open_current, plan_systems, run_settings,
+                  run_systems, summarize)
 
 __all__ = ["main", "run_seed", "run_squad", "ask_record", "load_squad"]
 
@@ -94,7 +95,9 @@ def run_seed(args, service=None) -> int:
 def run_squad(args, service=None) -> int:
     ks = parse_ks(args.k)
     paragraphs = getattr(args, "paragraphs", None)
-    data = load_squad(args.squad, args.questions_from, paragraphs)
+    articles = getattr(args, "articles", None)
+    data = load_squad(args.squad, args.questions_from, paragraphs,
+                      articles=set(Path(articles).read_text(encoding="utf-8").split()) if articles else None)
     seed = getattr(args, "sample_seed", None)
     questions = limit_questions(data.questions, args.limit, seed)
     if not questions:
@@ -122,6 +125,13 @@ def run_squad(args, service=None) -> int:
         print(f"indexed {report.documents} paragraphs into {report.chunks} passages in {report.seconds:.1f}s",
               file=sys.stderr)
         records = run_systems(service, questions, plan, ks, source=data.source)
+        chosen = [x.strip() for x in str(getattr(args, "settings", "open") or "open").split(",") if x.strip()]
+        unknown = [x for x in chosen if x not in SETTINGS]
+        if unknown:
+            raise UsageError(f"--settings: unknown {unknown}; choose from {', '.join(SETTINGS)}")
+        records.update(run_settings(service, questions, plan, ks, data.source, records, chosen))
+        if "open" not in chosen:
+            records = {k: v for k, v in records.items() if "·" in k}
     finally:
         if cache is not None:
             cache.save()
@@ -146,6 +156,8 @@ def run_squad(args, service=None) -> int:
     header = [f"- data: `{squad.name}`{pairing}; corpus = {sample} ({report.chunks} passages), in memory",
               f"- questions: {qsample}" + (f"; {data.unpaired} without an id partner skipped" if data.unpaired else ""),
               f"- relevance: {SQUAD_RELEVANCE}",
+              *[f"- setting `{k}`: {v}" for k, v in SETTING_NOTES.items()],
+              "- short answers: char-F1 / EM score the reader's bold span when it marks one",
               "- answers: accuracy = the quoted answer contains a gold span; char-F1 / EM = CMRC 2018 official style "
               "against the gold spans (the reader quotes whole sentences, so these stay low)",
               settings_line(service.settings, readers),
