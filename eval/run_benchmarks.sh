@@ -1,52 +1,53 @@
 #!/usr/bin/env bash
-# Regenerates everything committed under eval/results/:
-#   seed.{md,json,png}          eval/questions.jsonl over the built-in corpus, BM25 / dense / hybrid
-#   calibration.{md,json,png}   abstain_threshold and RRF dense_weight sweep (seed set only)
-#   xquad-zh, xquad-en-zh, drcd-dev, cmrc2018-dev .{md,json,png}   public SQuAD-format sets, 3 systems each
-#   benchmarks.{md,json,png}    all of the above in one table / plot
+# Regenerates everything committed under eval/results/ (both readers side by side everywhere):
+#   seed.{md,json,png,records.jsonl}   eval/questions.jsonl over the built-in corpus: BM25 / dense / hybrid,
+#                                      hybrid + neural reader, hybrid + heuristic reader
+#   calibration.{md,json,png}          the heuristic reader's abstain_threshold sweep (seed set only); the
+#                                      neural reader's threshold is calibrated on CMRC 2018 dev by `qa train`
+#   xquad-zh, xquad-en-zh, drcd-val, cmrc2018-dev .{md,json,png,records.jsonl}
+#                                      public SQuAD-format sets in three settings: closed (gold paragraph given),
+#                                      open (end to end), answer removed (abstaining is right)
+#   benchmarks.{md,json,png}           all of the above in one table / plot
+#   pipeline.{md,json}                 speed per reader (eval/bench_pipeline.py)
 #
-# On a 2-core CPU embedding is the bottleneck (~3-10 passages/s), so the public sets are sampled:
-#   XQuAD: all 240 paragraphs (458 passages) indexed, a seeded sample of $QUESTIONS questions
-#          (the same question ids for zh->zh and en->zh);
-#   DRCD dev, CMRC 2018 dev: the first $PARAGRAPHS paragraphs indexed, a seeded
-#          sample of $QUESTIONS of their questions (DRCD 357, CMRC 444 passages).
-# Each dataset is embedded once and shared by its three retrieval systems; passage and sentence
-# vectors are also cached on disk (<cache_dir>/eval-embeddings/), so XQuAD en->zh reuses zh->zh's and
-# a rerun embeds nothing (results are identical; only the cold run's hybrid latency includes embedding).
-# Cold run (empty vector cache): 9.6 minutes on the shared 2-core dev machine. Override the sample with
-#   QUESTIONS=... PARAGRAPHS=... eval/run_benchmarks.sh     (PARAGRAPHS=all indexes every paragraph)
+# Nothing here was trained on: XQuAD and CMRC 2018 dev are never trained on; the DRCD run indexes only
+# the validation articles (qa/training/drcd_validation_articles.txt), whose questions were held out.
+# Samples (2-core CPU): XQuAD all 240 paragraphs; DRCD validation part all paragraphs; CMRC 2018 dev the
+# first $CMRC_PARAGRAPHS paragraphs; a seeded sample of $QUESTIONS questions each (same ids zh->zh and en->zh).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 PYTHON=${PYTHON:-python}
 DATA=${QA_EVALDATA:-../shared/evaldata}
 OUT=${OUT:-eval/results}
-QUESTIONS=${QUESTIONS:-150}
-PARAGRAPHS=${PARAGRAPHS:-120}
+QUESTIONS=${QUESTIONS:-400}
+CMRC_PARAGRAPHS=${CMRC_PARAGRAPHS:-300}
 SEED=${SEED:-0}
+READERS=${READERS:-neural,heuristic}
 
 qa() { "$PYTHON" -m qa.cli "$@"; }
-sample=(--limit "$QUESTIONS" --sample-seed "$SEED")
-paragraphs=()
-if [ "$PARAGRAPHS" != "all" ]; then paragraphs=(--paragraphs "$PARAGRAPHS"); fi
+sample=(--limit "$QUESTIONS" --sample-seed "$SEED" --readers "$READERS" --baselines)
 started=$(date +%s)
 step() { echo "== $* ($(( $(date +%s) - started ))s)" >&2; }
 
-step "seed set, 3 systems"
-qa eval --baselines --out "$OUT" --name seed
-step "calibration (seed set)"
-qa eval --calibrate --out "$OUT" --name calibration
+step "seed set"
+qa eval --baselines --readers "$READERS" --out "$OUT" --name seed
+step "calibration of the heuristic reader (seed set)"
+qa --reader heuristic eval --calibrate --out "$OUT" --name calibration
 step "XQuAD zh -> zh"
-qa eval --squad "$DATA/xquad/xquad.zh.json" "${sample[@]}" --baselines --out "$OUT" --name xquad-zh
+qa eval --squad "$DATA/xquad/xquad.zh.json" "${sample[@]}" --out "$OUT" --name xquad-zh
 step "XQuAD en -> zh (questions paired by id)"
 qa eval --squad "$DATA/xquad/xquad.zh.json" --questions-from "$DATA/xquad/xquad.en.json" "${sample[@]}" \
-  --baselines --out "$OUT" --name xquad-en-zh
-step "DRCD dev (Traditional)"
-qa eval --squad "$DATA/drcd/DRCD_dev.json" "${paragraphs[@]}" "${sample[@]}" --baselines --out "$OUT" --name drcd-dev
+  --out "$OUT" --name xquad-en-zh
+step "DRCD dev, validation articles only (Traditional)"
+qa eval --squad "$DATA/drcd/DRCD_dev.json" --articles qa/training/drcd_validation_articles.txt "${sample[@]}" \
+  --out "$OUT" --name drcd-val
 step "CMRC 2018 dev"
-qa eval --squad "$DATA/cmrc2018/cmrc2018_dev.squad.json" "${paragraphs[@]}" "${sample[@]}" --baselines \
+qa eval --squad "$DATA/cmrc2018/cmrc2018_dev.squad.json" --paragraphs "$CMRC_PARAGRAPHS" "${sample[@]}" \
   --out "$OUT" --name cmrc2018-dev
 step "combined table"
-qa eval --combine "$OUT"/seed.json "$OUT"/xquad-zh.json "$OUT"/xquad-en-zh.json "$OUT"/drcd-dev.json \
+qa eval --combine "$OUT"/seed.json "$OUT"/xquad-zh.json "$OUT"/xquad-en-zh.json "$OUT"/drcd-val.json \
   "$OUT"/cmrc2018-dev.json --out "$OUT" --name benchmarks
+step "pipeline speed"
+"$PYTHON" eval/bench_pipeline.py --out "$OUT"
 step "done"

@@ -83,7 +83,16 @@ def test_ask_shows_cited_answer_and_highlighted_source(page):
     card = page.locator("#sources-panel #src-1")
     assert card.is_visible()
     marked = page.locator("#sources-panel mark").all_inner_texts()
-    assert marked and any("零一萬物" in m or "通義" in m for m in marked), marked
+    assert marked and any("零一萬物" in m or "通義" in m or "李開復" in m for m in marked), marked
+    # The trained reader's answer span: bold in the answer, and marked inside the highlighted sentence.
+    bold = page.locator("#chat .qa-answer strong.qa-span").last
+    assert bold.is_visible() and bold.inner_text().strip()
+    inside = page.locator("#sources-panel #src-1 mark strong.qa-span")
+    assert inside.count() >= 1 and inside.first.inner_text().strip() in " ".join(marked)
+    # The settings show the reader's confidence for the last answer.
+    page.locator("#settings").get_by_text("Settings").first.click()
+    page.wait_for_selector("#reader-confidence-value", timeout=10_000)
+    assert 0.0 <= float(page.locator("#reader-confidence-value").inner_text()) <= 1.0
     page.screenshot(path=str(ARTIFACTS / "browser-1-answer.png"), full_page=True)
     # The marker jumps to its card, in the same tab.
     pages_before = len(page.context.pages)

@@ -1,0 +1,52 @@
+"""The trained reader answering on the built-in corpus: cited spans, refusals, and pinned results."""
+
+import pytest
+
+from qa.messages import NOT_FOUND
+
+WHY_01AI = ["why did 01.AI give up pretraining?", "零一万物为什么放弃预训练？", "零一萬物為什麼放棄預訓練？"]
+
+
+def ask(service, question):
+    return service.ask(question, reader="neural")
+
+
+@pytest.mark.parametrize("question", WHY_01AI)
+def test_01ai_question_cites_the_01ai_passage_with_its_bold_span_inside_the_sentence(built_service, question):
+    answer = ask(built_service, question)
+    assert not answer.abstained, answer.notice
+    first = answer.citations[0]
+    assert first.doc == "six-tigers-survival-suspense.txt"
+    assert "零一萬物" in first.text or "李開復" in first.text
+    assert first.span_start is not None and first.start <= first.span_start < first.span_end <= first.end
+    span = first.text[first.span_start - first.start : first.span_end - first.start]
+    assert f"**{span.strip()}**" in answer.text.replace("\n", " ") or "**" in answer.text
+    assert answer.reader == "neural" and 0.0 <= answer.confidence <= 1.0
+
+
+@pytest.mark.parametrize("question, script", [("今天北京天气怎么样？", "zh-Hans"), ("Where is Baichuan headquartered?", "en"),
+                                              ("🙂🙂", "en")])
+def test_questions_the_documents_do_not_cover_are_refused_in_their_language(built_service, question, script):
+    try:
+        answer = ask(built_service, question)
+    except Exception as exc:  # a question with no words may be rejected before reading, with a message
+        assert "question" in str(exc).lower()
+        return
+    assert answer.abstained, (answer.text, answer.confidence)
+    assert answer.text.startswith(NOT_FOUND[script])
+    assert answer.hits, "the closest passages stay visible as possibly related"
+    assert not answer.citations
+
+
+def test_json_citations_carry_the_span_offsets(built_service):
+    payload = ask(built_service, WHY_01AI[0]).to_json_dict()
+    first = payload["citations"][0]
+    text = (built_service.settings.corpus_dir / first["doc"]).read_text(encoding="utf-8")
+    assert text[first["start"] : first["end"]] == first["text"]
+    assert text[first["span_start"] : first["span_end"]] == first["span_text"]
+    assert payload["reader"] == "neural" and payload["hits"][0]["reader_score"] is not None
+
+
+def test_the_heuristic_reader_stays_available_as_the_baseline(built_service):
+    answer = built_service.ask(WHY_01AI[1], reader="heuristic")
+    assert answer.reader == "heuristic" and not answer.abstained and answer.citations
