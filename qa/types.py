@@ -15,6 +15,20 @@ class Document:
     script: str = ""  # "zh-Hans", "zh-Hant", "en", ... as given in metadata.json
     source: str = ""
     content_hash: str = ""
+    # Layout of extracted documents (qa/ingest): where each page starts, the headings, the format.
+    pages: list[int] = field(default_factory=list)  # pages[i] = offset in `text` where page i + 1 starts
+    headings: list["Heading"] = field(default_factory=list)  # in text order
+    kind: str = ""  # "pdf", "docx", "html", "epub", "md", "txt"
+    file_hash: str = ""  # sha256 of the file's bytes (extraction is skipped when it is unchanged)
+
+
+@dataclass
+class Heading:
+    """A heading of a document: its text is `document.text[start:start + len(text)]`."""
+
+    start: int
+    text: str
+    level: int = 1
 
 
 @dataclass
@@ -35,6 +49,8 @@ class Chunk:
     end: int
     text: str
     sentences: list[Sentence] = field(default_factory=list)  # absolute offsets
+    page: int | None = None  # PDF page (1-based) where the chunk starts
+    section: str = ""  # nearest heading before the chunk (docx, md, html, epub)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -66,6 +82,8 @@ class Citation:
     score: float
     title: str = ""
     chunk_id: int | None = None
+    page: int | None = None  # PDF page (1-based) of the cited span
+    section: str = ""  # nearest heading before the cited span
 
 
 @dataclass
@@ -88,7 +106,8 @@ class Answer:
             "mode": self.mode,
             "notice": self.notice,
             "citations": [
-                {"doc": c.doc, "start": c.start, "end": c.end, "text": c.text, "score": round(float(c.score), 4)}
+                {"doc": c.doc, "start": c.start, "end": c.end, "text": c.text, "score": round(float(c.score), 4),
+                 "page": c.page, "section": c.section}
                 for c in self.citations
             ],
             "hits": [
@@ -98,6 +117,8 @@ class Answer:
                     "end": h.chunk.end,
                     "text": h.chunk.text,
                     "score": round(float(h.score), 6),
+                    "page": h.chunk.page,
+                    "section": h.chunk.section,
                 }
                 for h in self.hits
             ],
