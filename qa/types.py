@@ -19,7 +19,7 @@ class Document:
     pages: list[int] = field(default_factory=list)  # pages[i] = offset in `text` where page i + 1 starts
     headings: list["Heading"] = field(default_factory=list)  # in text order
     kind: str = ""  # "pdf", "docx", "html", "epub", "md", "txt"
-    file_hash: str = ""  # sha256 of the file's bytes (extraction is skipped when it is unchanged)
+    file_hash: str = ""  # fingerprint of the file's bytes (qa.ingest.file_hash): unchanged files are not re-extracted
 
 
 @dataclass

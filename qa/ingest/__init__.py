@@ -28,7 +28,8 @@ _CONTAINER_KINDS = ("pdf", "docx", "epub", "zip", "ole", "image")
 
 
 def file_hash(data: bytes) -> str:
-    return hashlib.sha256(data).hexdigest()
+    """Fingerprint of a file's bytes under this extractor version (the key of cached extractions)."""
+    return hashlib.sha256(b"qa-extractor-%d\n" % EXTRACTOR_VERSION + data).hexdigest()
 
 
 def kind_of(name: str) -> str | None:
