@@ -24,7 +24,7 @@ KINDS = {".pdf": "pdf", ".docx": "docx", ".html": "html", ".htm": "html", ".xhtm
          ".md": "md", ".markdown": "md", ".txt": "txt"}
 SUPPORTED_SUFFIXES = tuple(KINDS)
 TEXT_KINDS = ("md", "txt")
-_CONTAINER_KINDS = ("pdf", "docx", "epub", "zip", "ole", "image")
+_CONTAINER_KINDS = ("pdf", "docx", "epub", "zip", "badzip", "ole", "image")
 
 
 def file_hash(data: bytes) -> str:
@@ -50,8 +50,8 @@ def check_kind(name: str, data: bytes) -> str:
         lies = actual in _CONTAINER_KINDS
     elif kind == "html":
         lies = actual not in ("html", "text")
-    else:
-        lies = actual != kind
+    else:  # a damaged zip may be a damaged .docx/.epub: the extractor says what is wrong with it
+        lies = actual != kind and not (actual == "badzip" and kind in ("docx", "epub"))
     if lies and data:
         raise DocumentError(f"{name}: the extension says .{Path(name).suffix.lower().lstrip('.')} but the content is "
                             f"{KIND_NAMES.get(actual, actual)}; rename the file to match what it is")
@@ -60,10 +60,10 @@ def check_kind(name: str, data: bytes) -> str:
 
 def extract_document(name: str, data: bytes, settings: Settings, metadata: dict | None = None) -> Document:
     """Validate and extract one file; raises DocumentError with a user-facing reason."""
+    if kind_of(name) is not None and len(data) > size_limit(name, settings):  # before any parsing
+        raise DocumentError(f"{name}: too large ({len(data):,} bytes; the limit is {size_limit(name, settings):,})")
     kind = check_kind(name, data)
     limit = size_limit(name, settings)
-    if len(data) > limit:
-        raise DocumentError(f"{name}: too large ({len(data):,} bytes; the limit is {limit:,})")
     meta = metadata or {}
     if kind in TEXT_KINDS:
         doc = document_from_bytes(name, data, meta, limit)
@@ -91,7 +91,7 @@ def _extract(kind: str, name: str, data: bytes, settings: Settings):
     if kind == "pdf":
         from .pdf import extract_pdf
 
-        return extract_pdf(name, data, settings), ""
+        return extract_pdf(name, data, settings)
     if kind == "docx":
         from .docx import extract_docx
 

@@ -50,14 +50,17 @@ class TextBuilder:
 
 
 _WS = re.compile(r"\s+")
+_PUNCT = re.compile(r"[\u3000-\u303f\uff01-\uff0f\uff1a-\uff20]")  # ，。、：；！？ and friends
 _CJK = re.compile(r"[\u3000-\u303f\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff\uff00-\uffef]")
 
 
 def collapse_whitespace(text: str) -> str:
-    """Markup line breaks between CJK characters are removed; any other whitespace run becomes one space."""
+    """Whitespace between CJK characters is removed when it holds a line break or follows CJK punctuation
+    (markup line breaks, or a parser that already turned them into spaces); any other run becomes one space."""
     def repl(m: re.Match) -> str:
         before, after = text[m.start() - 1 : m.start()], text[m.end() : m.end() + 1]
-        broken = "\n" in m.group() and before and after and _CJK.match(before) and _CJK.match(after)
-        return "" if broken else " "
+        if before and after and _CJK.match(before) and _CJK.match(after):
+            return "" if "\n" in m.group() or _PUNCT.match(before) else " "
+        return " "
 
     return _WS.sub(repl, text).strip()

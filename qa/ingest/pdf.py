@@ -15,7 +15,8 @@ MIN_PAGE_CHARS = 3  # a page with fewer non-space characters has no text layer
 OCR_SCALE = 2.0  # render at 144 dpi for OCR
 
 
-def extract_pdf(name: str, data: bytes, settings: Settings) -> TextBuilder:
+def extract_pdf(name: str, data: bytes, settings: Settings) -> tuple[TextBuilder, str]:
+    """(text page by page, the PDF's Title metadata or "")."""
     import pypdfium2 as pdfium
 
     try:
@@ -31,6 +32,10 @@ def extract_pdf(name: str, data: bytes, settings: Settings) -> TextBuilder:
             raise DocumentError(f"{name}: the PDF has no pages")
         if n > settings.max_pages:
             raise DocumentError(f"{name}: too many pages ({n:,}; the limit is {settings.max_pages:,}); split the file")
+        try:
+            title = (pdf.get_metadata_dict().get("Title") or "").strip()
+        except Exception:  # unreadable metadata is not worth refusing a file
+            title = ""
         raw, blank = [], []
         for i in range(n):
             page = pdf[i]
@@ -51,7 +56,7 @@ def extract_pdf(name: str, data: bytes, settings: Settings) -> TextBuilder:
             builder.paragraph(paragraph)
     if not builder.text.strip():
         raise DocumentError(f"{name}: the PDF has no text")
-    return builder
+    return builder, title
 
 
 def _has_image(page) -> bool:

@@ -2,8 +2,8 @@
 
 Pure functions over lists of lines, so every rule is testable without a PDF:
 
-* A line among the first or last `EDGE_LINES` of a page that recurs (digits ignored) on at least
-  half of the pages (and on at least 2) is a running header or footer.
+* A line among the first or last `EDGE_LINES` of a page that recurs (digits ignored) at the same
+  place on at least half of the pages (and on at least 2) is a running header or footer.
 * A lone page number ("12", "- 12 -", "第 12 页", "Page 12 of 40", "12/40") at the top or bottom is dropped.
 * Lines broken inside a sentence are joined: with no space when either side is CJK, with one
   space between Latin words. A line ends its paragraph when it ends with sentence punctuation
@@ -38,13 +38,14 @@ def running_lines(pages: list[list[str]]) -> set[str]:
     """Keys of lines that repeat at the top or bottom of many pages."""
     if len(pages) < 2:
         return set()
-    counts: Counter[str] = Counter()
+    counts: Counter[tuple[int, str]] = Counter()  # (position from the top or bottom, line with digits as #)
     for lines in pages:
         content = [line for line in lines if line]
-        edges = set(map(_key, content[:EDGE_LINES] + content[-EDGE_LINES:]))
-        counts.update(k for k in edges if k)
+        edges = {(i, _key(content[i])) for i in range(min(EDGE_LINES, len(content)))}
+        edges |= {(-i, _key(content[-i])) for i in range(1, min(EDGE_LINES, len(content)) + 1)}
+        counts.update(e for e in edges if e[1])
     need = max(2, (len(pages) + 1) // 2)
-    return {k for k, n in counts.items() if n >= need}
+    return {k for (_, k), n in counts.items() if n >= need}
 
 
 def strip_page_furniture(lines: list[str], running: set[str]) -> list[str]:
@@ -65,14 +66,13 @@ def join_lines(lines: list[str]) -> list[str]:
         return []
     full = sorted(len(line) for line in lines)[int(len(lines) * 0.8)] if len(lines) >= 3 else max(map(len, lines))
     paragraphs: list[str] = []
-    current = ""
+    current = previous = ""
     for line in lines:
         if not current:
-            current = line
+            current = previous = line
             continue
-        short = len(current.split("\n")[-1]) < 0.6 * full
-        last_line = current.rsplit("\n", 1)[-1]
-        ended = last_line.endswith(_SENTENCE_END) and len(last_line) < 0.9 * full
+        short = len(previous) < 0.6 * full
+        ended = previous.endswith(_SENTENCE_END) and len(previous) < 0.9 * full
         if short or ended:
             paragraphs.append(current)
             current = line
@@ -80,6 +80,7 @@ def join_lines(lines: list[str]) -> list[str]:
             current += line
         else:
             current += " " + line
+        previous = line
     paragraphs.append(current)
     return paragraphs
 

@@ -5,13 +5,13 @@ from __future__ import annotations
 import io
 import zipfile
 
-KIND_NAMES = {"pdf": "a PDF", "docx": "a Word document", "epub": "an EPUB book", "zip": "a zip archive",
+KIND_NAMES = {"pdf": "a PDF", "docx": "a Word document", "epub": "an EPUB book", "zip": "a zip archive", "badzip": "a damaged zip archive",
               "html": "an HTML page", "text": "plain text", "binary": "a binary file", "ole": "an old Office (.doc/.xls) file",
               "image": "an image"}
 
 
 def sniff(data: bytes) -> str:
-    """One of: pdf, docx, epub, zip, ole, image, html, binary, text."""
+    """One of: pdf, docx, epub, zip, badzip, ole, image, html, binary, text."""
     head = data[:1024]
     if head.lstrip(b"\x00\t\r\n ")[:5] == b"%PDF-" or b"%PDF-" in head:
         return "pdf"
@@ -19,7 +19,7 @@ def sniff(data: bytes) -> str:
         try:
             names = set(zipfile.ZipFile(io.BytesIO(data)).namelist())
         except (zipfile.BadZipFile, OSError, ValueError):
-            return "zip"
+            return "badzip"
         if "word/document.xml" in names:
             return "docx"
         if "META-INF/container.xml" in names:
