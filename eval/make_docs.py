@@ -235,3 +235,9 @@ def to_traditional(text: str) -> str:
     import opencc
 
     return opencc.OpenCC("s2t").convert(text)
+
+
+def to_simplified(text: str) -> str:
+    import opencc
+
+    return opencc.OpenCC("t2s").convert(text)

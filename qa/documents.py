@@ -144,6 +144,7 @@ class DocumentLibrary:
                                   f", similarity {dup.similarity:.2f}); answers will show one copy of each passage")
             service.extracted_cache[doc.file_hash] = doc
             accepted.append((name, data, outcome))
+            report.outcomes.append(outcome)
             indexed[name], by_hash[doc.content_hash] = doc.text, name
         if accepted:
             self._write_and_index(accepted, report, progress)
@@ -183,7 +184,6 @@ class DocumentLibrary:
                     else:
                         target.write_bytes(old)
                 raise
-        report.outcomes.extend(o for _, _, o in accepted)
         report.embedded_chunks, report.chunks, report.documents = (index_report.embedded_chunks, index_report.chunks,
                                                                    index_report.documents)
 
