@@ -257,3 +257,81 @@ def test_chat_keeps_the_model_and_the_conversation(built_service):
     assert sum(line.startswith("  [1]") for line in lines) == 2  # two answers with citations
     assert "(new conversation)" in lines
     assert json.loads(lines[-1])["citations"]
+
+
+# ------------------------------------------------------------------ the app
+
+def test_app_uploads_every_format_lists_and_deletes(built_service, tmp_path):
+    import re
+
+    from qa.app import Handlers, sources_html
+
+    service = clone_service(built_service, tmp_path / "svc")
+    h = Handlers(service)
+    folder = write_folder(tmp_path / "in", scan=False)
+    bad = tmp_path / "in" / "bomb.docx"
+    bad.write_bytes(make_docs.zip_bomb_docx())
+    paths = [str(p) for p in sorted(folder.iterdir())] + [str(bad)]
+    report, status, cleared = h.upload(paths)
+    for name in ("xinghe-2033.pdf", "moonlight.pdf", "qingsong.docx", "gull-shipping.html", "pomegranate.epub"):
+        assert f"Added {name}" in report, report
+    assert "Not added: bomb.docx: refused as a possible zip bomb" in report
+    assert "Not added: slides.pptx: unsupported file type" in report
+    table, dropdown = h.documents_view()
+    assert "xinghe-2033.pdf</td><td>pdf</td><td>4</td>" in table and "xinghe-2033.pdf" in dropdown["choices"]
+
+    answer = service.ask("星河智算的B轮融资由谁领投？")
+    panel = sources_html(answer, h.corpus, h.scripts())
+    assert re.search(r'<span class="src-where" data-page="3">p\. 3</span>', panel)
+    assert "wider context" in panel  # the context comes from the extracted PDF text
+    docx_panel = sources_html(service.ask("青松机器人的研发团队由多少名工程师组成？"), h.corpus, h.scripts())
+    assert "§ 研发团队" in docx_panel
+
+    message, status, table, dropdown = h.delete("xinghe-2033.pdf")
+    assert "Deleted xinghe-2033.pdf" in message and "xinghe-2033.pdf" not in table
+    assert "xinghe-2033.pdf" not in service.index.documents
+    message, *_ = h.delete("xinghe-2033.pdf")
+    assert "no such document" in message
+
+
+def test_server_address_honours_gradio_variables():
+    from qa.app import server_address
+    from qa.settings import load_settings
+
+    s = load_settings()
+    assert server_address(s, environ={}) == ("127.0.0.1", 7860)
+    env = {"GRADIO_SERVER_NAME": "0.0.0.0", "GRADIO_SERVER_PORT": "8080"}
+    assert server_address(s, environ=env) == ("0.0.0.0", 8080)
+    assert server_address(s.with_overrides(host="127.0.0.2", port=9000), environ={**env, "QA_HOST": "x", "QA_PORT": "9000"}) == ("127.0.0.2", 9000)
+    assert server_address(s, "127.0.0.3", 9100, environ=env) == ("127.0.0.3", 9100)
+
+
+def test_app_py_serves_on_gradio_server_port(built_service, tmp_path):
+    """`GRADIO_SERVER_PORT=N python app.py` serves on N (it used to stay on 7860)."""
+    import os
+    import socket
+    import subprocess
+    import time
+    import urllib.request
+
+    service = clone_service(built_service, tmp_path / "svc")
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("QA_", "GRADIO_"))}
+    env.update(GRADIO_SERVER_PORT=str(port), GRADIO_SERVER_NAME="127.0.0.1", QA_CORPUS_DIR=str(service.settings.corpus_dir),
+               QA_INDEX_DIR=str(service.settings.index_dir), GRADIO_ANALYTICS_ENABLED="False")
+    proc = subprocess.Popen([sys.executable, "app.py"], cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True, start_new_session=True)
+    try:
+        deadline, body = time.time() + 240, ""
+        while time.time() < deadline and proc.poll() is None:
+            try:
+                body = urllib.request.urlopen(f"http://127.0.0.1:{port}/", timeout=5).read().decode("utf-8", "replace")
+                break
+            except OSError:
+                time.sleep(1)
+        assert "文档问答" in body, proc.stdout.read() if proc.poll() is not None else "not serving"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)

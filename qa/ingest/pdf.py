@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import re
 
 from ..settings import Settings
 from .builder import TextBuilder
@@ -33,7 +34,7 @@ def extract_pdf(name: str, data: bytes, settings: Settings) -> tuple[TextBuilder
         if n > settings.max_pages:
             raise DocumentError(f"{name}: too many pages ({n:,}; the limit is {settings.max_pages:,}); split the file")
         try:
-            title = (pdf.get_metadata_dict().get("Title") or "").strip()
+            title = usable_title(pdf.get_metadata_dict().get("Title") or "")
         except Exception:  # unreadable metadata is not worth refusing a file
             title = ""
         raw, blank = [], []
@@ -57,6 +58,15 @@ def extract_pdf(name: str, data: bytes, settings: Settings) -> tuple[TextBuilder
     if not builder.text.strip():
         raise DocumentError(f"{name}: the PDF has no text")
     return builder, title
+
+
+_PLACEHOLDER_TITLE = re.compile(r"^(untitled|无标题|無標題|microsoft (word|powerpoint) - .*|.*\.(docx?|pptx?|pdf|txt|tmp))$", re.I)
+
+
+def usable_title(title: str) -> str:
+    """The PDF's Title metadata, unless it is a placeholder ("untitled", "Microsoft Word - x.docx")."""
+    title = " ".join(title.split())
+    return "" if _PLACEHOLDER_TITLE.match(title) else title
 
 
 def _has_image(page) -> bool:
