@@ -41,7 +41,8 @@ def extract_pdf(name: str, data: bytes, settings: Settings) -> tuple[TextBuilder
         for i in range(n):
             page = pdf[i]
             textpage = page.get_textpage()
-            raw.append(textpage.get_text_range())
+            # PDFium turns a hyphen that ends a line into U+FFFE and joins the lines: put both back
+            raw.append(textpage.get_text_range().replace("\ufffe", "-\n"))
             textpage.close()
             if len("".join(raw[-1].split())) < MIN_PAGE_CHARS and _has_image(page):
                 blank.append(i)  # a scanned page; a page with neither text nor image is just blank
