@@ -46,6 +46,8 @@ def articles(data_dir: Path) -> tuple[list[tuple[str, str]], list[tuple[str, str
 def typeset(text: str, pages: int) -> list[list[str]]:
     """Lines of each page: paragraphs wrapped at LINE_CHARS, LINES_PER_PAGE lines a page."""
     lines = [line for para in text.split("\n") for line in make_docs.wrap(para, LINE_CHARS)]
+    while len(lines) < pages * LINES_PER_PAGE:  # XQuAD zh fills ~56 pages: start over rather than leave pages empty
+        lines += lines
     return [lines[i * LINES_PER_PAGE : (i + 1) * LINES_PER_PAGE] for i in range(pages)]
 
 

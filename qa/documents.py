@@ -49,6 +49,7 @@ class AddReport:
     chunks: int = 0
     documents: int = 0
     seconds: float = 0.0
+    index: object | None = None  # the pipeline's IndexReport of the re-index, when there was one
 
     def count(self, status: str) -> int:
         return sum(o.status == status for o in self.outcomes)
@@ -186,6 +187,7 @@ class DocumentLibrary:
                 raise
         report.embedded_chunks, report.chunks, report.documents = (index_report.embedded_chunks, index_report.chunks,
                                                                    index_report.documents)
+        report.index = index_report
 
     # ------------------------------------------------------------ removing and listing
     def remove(self, doc_id: str):

@@ -168,7 +168,8 @@ class QAService:
         message = f"{verb} {outcome.name}: {report.embedded_chunks} new passages indexed ({report.chunks} in total)."
         if outcome.duplicate_of:
             message += f" Note: it {outcome.reason}."
-        return IndexReport(report.documents, report.chunks, 0, 0, report.embedded_chunks, report.seconds, [], message)
+        report.index.message = message
+        return report.index
 
     def status(self) -> dict:
         if self.index is None:
