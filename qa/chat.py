@@ -29,7 +29,11 @@ def run_chat(service, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout, to
 
     interactive = stdin.isatty()
     history: list[str] = []
-    print(f"qa chat: {service.status()['documents']} documents. Ask a question; /new, /json, /quit.", file=stdout, flush=True)
+    started = time.perf_counter()
+    service.embedder.encode_queries(["warm-up"])  # load the model before the first prompt, not after it
+    loaded = time.perf_counter() - started
+    print(f"qa chat: {service.status()['documents']} documents, model ready in {loaded:.1f}s. "
+          "Ask a question; /new, /json, /quit.", file=stdout, flush=True)
     while True:
         if interactive:
             print("? ", end="", file=stdout, flush=True)
