@@ -531,6 +531,7 @@ def build_app(service: QAService) -> gr.Blocks:
                          api_name="delete", concurrency_limit=1, concurrency_id="upload")
         clear_btn.click(h.clear, outputs=[chatbot, conv, sources, meta, question], api_visibility="private", queue=False)
         demo.load(h.status, outputs=[status], api_visibility="private", queue=False)
+        demo.load(h.documents_view, outputs=[doc_table, doc_choice], api_visibility="private", queue=False)
         gr.api(h.ask, api_name="ask", concurrency_id="answer")
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=None)
 

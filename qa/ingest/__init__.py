@@ -53,8 +53,9 @@ def check_kind(name: str, data: bytes) -> str:
     else:  # a damaged zip may be a damaged .docx/.epub: the extractor says what is wrong with it
         lies = actual != kind and not (actual == "badzip" and kind in ("docx", "epub"))
     if lies and data:
+        what = KIND_NAMES.get(actual, actual) + (" (a binary file, not text)" if kind in TEXT_KINDS else "")
         raise DocumentError(f"{name}: the extension says .{Path(name).suffix.lower().lstrip('.')} but the content is "
-                            f"{KIND_NAMES.get(actual, actual)}; rename the file to match what it is")
+                            f"{what}; rename the file to match what it is")
     return kind
 
 
