@@ -25,6 +25,7 @@ from typing import Iterator
 
 import gradio as gr
 
+from .documents import DocumentLibrary
 from .loader import DocumentError, document_from_bytes
 from .pipeline import QAService, QuestionError, clean_question
 from .settings import Settings, load_settings
@@ -78,7 +79,10 @@ CSS = """
 .qa-pending { color: var(--body-text-color-subdued); font-style: italic; }
 #answer-meta { font-size: 0.88em; color: var(--body-text-color-subdued); min-height: 1.2em; }
 #index-status { font-size: 0.9em; }
-.upload-ok { color: #166534; } .upload-bad { color: #b91c1c; }
+.upload-ok { color: #166534; } .upload-bad { color: #b91c1c; } .upload-skip { color: #92400e; }
+.src-card .src-where { font-weight: 600; color: #1f2937; }
+#document-list table { width: 100%; font-size: 0.88em; border-collapse: collapse; }
+#document-list th, #document-list td { text-align: left; padding: 2px 6px; border-bottom: 1px solid var(--border-color-primary); }
 """
 
 # Citation links are plain in-page anchors; this keeps them in the page (markdown renderers may
@@ -204,19 +208,24 @@ def status_html(status: dict) -> str:
 
 
 class CorpusReader:
-    """Reads corpus files for the wider-context view; cached by (mtime, size)."""
+    """Document text for the wider-context view: the extracted text kept with the index (PDF, Word,
+    HTML...), else the corpus file, cached by (mtime, size)."""
 
-    def __init__(self, corpus_dir: Path | None):
+    def __init__(self, corpus_dir: Path | None, service: QAService | None = None):
         self.corpus_dir = Path(corpus_dir) if corpus_dir else None
+        self.service = service
         self._cache: dict[str, tuple[tuple, str]] = {}
         self._lock = threading.Lock()
 
     def text(self, doc: str) -> str | None:
+        index = self.service.index if self.service is not None else None
+        if index is not None and doc in index.texts:
+            return index.texts[doc].text
         if self.corpus_dir is None:
             return None
         path = self.corpus_dir / doc
         try:
-            if path.resolve().parent != self.corpus_dir.resolve():
+            if self.corpus_dir.resolve() not in path.resolve().parents:
                 return None
             st = path.stat()
             key = (st.st_mtime_ns, st.st_size)
@@ -270,7 +279,12 @@ def source_card(n: int, c: Citation, hits, corpus: CorpusReader | None, scripts:
         context = highlight(passage_text, c.start - passage_start, c.end - passage_start)
         context_label = "Show the full passage"
     script = (scripts or {}).get(c.doc, "")
-    meta = [esc(c.doc), f"chars {c.start}–{c.end}"]
+    meta = [esc(c.doc)]
+    if c.page:
+        meta.append(f'<span class="src-where" data-page="{int(c.page)}">p. {int(c.page)}</span>')
+    if c.section:
+        meta.append(f'<span class="src-where" data-section="{esc(c.section)}">§ {esc(c.section)}</span>')
+    meta.append(f"chars {c.start}–{c.end}")
     if script:
         meta.append(esc(script))
     meta.append(f"score {float(c.score):.3f}")
@@ -317,7 +331,8 @@ def answer_payload(answer: Answer) -> dict:
     return {"text": answer.text, "done": True, "abstained": answer.abstained, "mode": answer.mode,
             "notice": answer.notice, "query": answer.query,
             "citations": [{"n": n, "doc": c.doc, "title": c.title, "start": c.start, "end": c.end, "text": c.text,
-                           "score": round(float(c.score), 4)} for n, c in enumerate(answer.citations, 1)]}
+                           "score": round(float(c.score), 4), "page": c.page, "section": c.section}
+                          for n, c in enumerate(answer.citations, 1)]}
 
 
 def _stale(content: str) -> str:
@@ -342,7 +357,7 @@ class Handlers:
     def __init__(self, service: QAService):
         self.service = service
         self.settings = service.settings
-        self.corpus = CorpusReader(self.settings.corpus_dir)
+        self.corpus = CorpusReader(self.settings.corpus_dir, service)
 
     def scripts(self) -> dict:
         index = self.service.index
@@ -418,29 +433,20 @@ class Handlers:
             yield {"error": f"internal error ({type(exc).__name__})", "done": True}
 
     def upload(self, files, progress=gr.Progress()):
-        """Index uploaded files one by one; returns (report HTML, status HTML, cleared file list)."""
+        """Index uploaded files in one batch; returns (report HTML, status HTML, cleared file list)."""
         paths = [f if isinstance(f, str) else getattr(f, "name", str(f)) for f in (files or [])]
         if not paths:
             return gr.skip(), gr.skip(), gr.skip()
-        limit = self.settings.max_upload_bytes
         before = self.service.status().get("documents", 0)
-        lines = []
-        for i, path in enumerate(paths, 1):
-            name = Path(path).name
-            try:
-                size = os.path.getsize(path)
-                if size > limit:
-                    raise DocumentError(f"{name}: too large ({size:,} bytes; the limit is {limit:,})")
-                report = self.service.add_document(
-                    name, Path(path).read_bytes(),
-                    progress=lambda f, d, i=i, name=name: progress(((i - 1) + f) / len(paths), desc=f"{name}: {d}"))
-                lines.append(f'<li class="upload-ok">✓ {esc(report.message)}</li>')
-            except DocumentError as exc:
-                lines.append(f'<li class="upload-bad">✗ Not added: {esc(str(exc))}</li>')
-            except Exception as exc:
-                log.exception("upload of %s failed", name)
-                lines.append(f'<li class="upload-bad">✗ Not added: {esc(name)}: unexpected error '
-                             f"({esc(type(exc).__name__)}); the index is unchanged.</li>")
+        try:
+            report = DocumentLibrary(self.service).add_files(
+                [(Path(p).name, Path(p)) for p in paths], total=len(paths),
+                progress=lambda f, d: progress(f, desc=d))
+            lines = [self._outcome_html(o, report) for o in report.outcomes]
+        except Exception as exc:  # the app stays up, and the corpus was restored
+            log.exception("upload failed")
+            lines = [f'<li class="upload-bad">✗ Not added: unexpected error ({esc(type(exc).__name__)}); '
+                     "the index is unchanged.</li>"]
         after = self.service.status().get("documents", 0)
         summary = (f"Documents in the index: {before} → {after}." if after != before
                    else f"Nothing new was indexed; the index is unchanged ({after} documents).")
@@ -458,6 +464,46 @@ class Handlers:
             line += (f' · last answer: confidence <b id="reader-confidence-value">{float(last.get("confidence", 0)):.2f}</b>'
                      f" ({verdict})")
         return f'<div id="reader-info">{line}</div>'
+
+    @staticmethod
+    def _outcome_html(o, report) -> str:
+        if o.status == "refused":
+            return f'<li class="upload-bad">✗ Not added: {esc(o.name)}: {esc(o.reason)}</li>'
+        if o.status == "skipped":
+            return f'<li class="upload-skip">– Skipped {esc(o.name)}: {esc(o.reason)}</li>'
+        verb = "Replaced the earlier version of" if o.status == "replaced" else "Added"
+        note = f" ⚠ It {esc(o.reason)}." if o.duplicate_of else ""
+        return f'<li class="upload-ok">✓ {verb} {esc(o.name)}.{note}</li>'
+
+    def documents_html(self) -> str:
+        rows = DocumentLibrary(self.service).list()
+        if not rows:
+            return '<div id="document-table">No documents yet.</div>'
+        body = "".join(f"<tr><td>{esc(r.doc_id)}</td><td>{esc(r.kind)}</td><td>{r.pages or ''}</td><td>{r.passages}</td>"
+                       f"<td>{esc(r.added_at)}</td></tr>" for r in rows)
+        return ('<div id="document-table"><table><thead><tr><th>document</th><th>type</th><th>pages</th>'
+                f"<th>passages</th><th>added</th></tr></thead><tbody>{body}</tbody></table></div>")
+
+    def documents_view(self):
+        """(document table HTML, delete dropdown update)."""
+        choices = [r.doc_id for r in DocumentLibrary(self.service).list()]
+        return self.documents_html(), gr.update(choices=choices, value=None)
+
+    def delete(self, doc_id: str | None):
+        """Remove one document; returns (message HTML, status HTML, table HTML, dropdown update)."""
+        if not doc_id:
+            return '<div id="delete-report">Choose a document to delete.</div>', gr.skip(), gr.skip(), gr.skip()
+        try:
+            report = DocumentLibrary(self.service).remove(doc_id)
+            message = (f'<div id="delete-report" class="upload-ok">✓ Deleted {esc(doc_id)} '
+                       f"({report.documents} documents, {report.chunks} passages left).</div>")
+        except DocumentError as exc:
+            message = f'<div id="delete-report" class="upload-bad">✗ {esc(str(exc))}</div>'
+        except Exception as exc:
+            log.exception("delete of %s failed", doc_id)
+            message = f'<div id="delete-report" class="upload-bad">✗ Could not delete {esc(doc_id)} ({esc(type(exc).__name__)}).</div>'
+        table, dropdown = self.documents_view()
+        return message, self.status(), table, dropdown
 
     def clear(self):
         return [], self.new_conversation(), EMPTY_SOURCES, "", ""
@@ -499,9 +545,18 @@ def build_app(service: QAService) -> gr.Blocks:
                                       elem_id="top-k")
                     reader_info = gr.HTML(h.reader_info(), elem_id="reader-confidence")
                 with gr.Accordion("Add documents", open=True, elem_id="add-documents"):
-                    files = gr.File(file_count="multiple", label=f"Upload .txt / .md files (UTF-8, GBK or Big5; "
-                                    f"≤ {settings.max_upload_bytes // 1_000_000} MB each)", elem_id="upload", height=150)
+                    files = gr.File(file_count="multiple",
+                                    label=f"Upload PDF, Word (.docx), HTML, EPUB, Markdown or text files "
+                                    f"(≤ {settings.max_document_bytes // 1_000_000} MB each; text ≤ "
+                                    f"{settings.max_upload_bytes // 1_000_000} MB)", elem_id="upload", height=150)
                     upload_result = gr.HTML("", elem_id="upload-result")
+                with gr.Accordion("Documents", open=False, elem_id="documents"):
+                    doc_table = gr.HTML(h.documents_html(), elem_id="document-list")
+                    with gr.Row():
+                        doc_choice = gr.Dropdown(choices=[r.doc_id for r in DocumentLibrary(service).list()], value=None,
+                                                 label="Document to delete", elem_id="delete-choice", scale=4)
+                        delete_btn = gr.Button("Delete", variant="stop", elem_id="delete-button", scale=1, min_width=80)
+                    delete_result = gr.HTML("", elem_id="delete-result")
             with gr.Column(scale=2, min_width=320):
                 gr.Markdown("### Sources", elem_id="sources-title")
                 sources = gr.HTML(EMPTY_SOURCES, label="Sources", elem_id="sources-panel")
@@ -511,9 +566,13 @@ def build_app(service: QAService) -> gr.Blocks:
               concurrency_id="answer", show_progress="minimal").then(
             h.reader_info, inputs=[conv], outputs=[reader_info], api_visibility="private", queue=False)
         files.upload(h.upload, inputs=[files], outputs=[upload_result, status, files], api_name="upload",
-                     concurrency_limit=1, concurrency_id="upload")
+                     concurrency_limit=1, concurrency_id="upload").then(
+            h.documents_view, outputs=[doc_table, doc_choice], api_visibility="private", queue=False)
+        delete_btn.click(h.delete, inputs=[doc_choice], outputs=[delete_result, status, doc_table, doc_choice],
+                         api_name="delete", concurrency_limit=1, concurrency_id="upload")
         clear_btn.click(h.clear, outputs=[chatbot, conv, sources, meta, question], api_visibility="private", queue=False)
         demo.load(h.status, outputs=[status], api_visibility="private", queue=False)
+        demo.load(h.documents_view, outputs=[doc_table, doc_choice], api_visibility="private", queue=False)
         gr.api(h.ask, api_name="ask", concurrency_id="answer")
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=None)
 
@@ -567,6 +626,18 @@ def launch(settings: Settings | None = None, host: str | None = None, port: int 
           flush=True)
     threading.Thread(target=_warm_up, args=(service,), daemon=True, name="qa-warm-up").start()
     demo = build_app(service)
-    max_file = max(settings.max_upload_bytes * 2, 1_000_000)
-    return demo.launch(server_name=host or settings.host, server_port=port or settings.port,
-                       max_file_size=max_file, **kwargs)
+    max_file = max(settings.max_upload_bytes, settings.max_document_bytes) * 2
+    host, port = server_address(settings, host, port)
+    return demo.launch(server_name=host, server_port=port, max_file_size=max_file, **kwargs)
+
+
+def server_address(settings: Settings, host: str | None = None, port: int | None = None,
+                   environ=os.environ) -> tuple[str, int]:
+    """Where to listen: --host/--port, else QA_HOST/QA_PORT, else GRADIO_SERVER_NAME/GRADIO_SERVER_PORT
+    (the variables every Gradio app honours, set by Hugging Face Spaces), else 127.0.0.1:7860."""
+    if not host:
+        host = settings.host if environ.get("QA_HOST") else (environ.get("GRADIO_SERVER_NAME") or settings.host)
+    if not port:
+        gradio_port = environ.get("GRADIO_SERVER_PORT")
+        port = settings.port if environ.get("QA_PORT") or not gradio_port else int(gradio_port)
+    return host, int(port)

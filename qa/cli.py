@@ -67,9 +67,77 @@ def cmd_ask(args) -> int:
     print(answer.text)
     if answer.notice and answer.mode != "extractive":
         print(f"note: {answer.notice}", file=sys.stderr)
+    from .chat import citation_line
+
     for n, c in enumerate(answer.citations, 1):
-        print(f"  [{n}] {c.title or c.doc} chars {c.start}-{c.end} (score {c.score:.3f})")
+        print(citation_line(n, c))
     print(f"({answer.mode}, {time.perf_counter() - started:.2f}s)", file=sys.stderr)
+    return 0
+
+
+def cmd_chat(args) -> int:
+    from .chat import run_chat
+
+    service = _service(args)
+    for message in service.messages:
+        print(f"note: {message}", file=sys.stderr)
+    return run_chat(service, top_k=args.top_k, mode=args.mode, as_json=args.json)
+
+
+def cmd_add(args) -> int:
+    from .documents import DocumentLibrary
+
+    service = _service(args)
+    bar = _progress_bar()
+    report = DocumentLibrary(service).add_paths(args.paths, progress=bar)
+    bar(1.0, "")
+    for outcome in report.outcomes:
+        print(outcome.line, file=sys.stderr if outcome.status == "refused" else sys.stdout)
+    print(report.summary)
+    return 1 if report.count("refused") and not (report.count("added") + report.count("replaced")) else 0
+
+
+def _progress_bar():
+    """tqdm bar over the files being read (embedding draws its own bar)."""
+    from tqdm import tqdm
+
+    bar = tqdm(total=1000, desc="reading files", unit="‰", leave=False, bar_format="{desc}: {percentage:3.0f}%|{bar}|")
+
+    def progress(fraction: float, desc: str) -> None:
+        if desc.startswith("reading"):
+            bar.set_description_str(desc[:60])
+            bar.n = int(fraction * 1000)
+            bar.refresh()
+        elif fraction >= 1.0:
+            bar.close()
+
+    return progress
+
+
+def cmd_remove(args) -> int:
+    from .documents import DocumentLibrary
+
+    service = _service(args)
+    library = DocumentLibrary(service)
+    for doc_id in args.documents:
+        report = library.remove(doc_id)
+        print(f"removed {doc_id}: {report.documents} documents, {report.chunks} passages left")
+    return 0
+
+
+def cmd_list(args) -> int:
+    from .documents import DocumentLibrary
+
+    rows = DocumentLibrary(_service(args)).list()
+    if args.json:
+        from dataclasses import asdict
+
+        print(json.dumps([asdict(r) for r in rows], ensure_ascii=False, indent=2))
+        return 0
+    print(f"{'document':40} {'type':5} {'pages':>5} {'passages':>8}  added")
+    for r in rows:
+        print(f"{r.doc_id[:40]:40} {r.kind:5} {r.pages or '':>5} {r.passages:>8}  {r.added_at}")
+    print(f"{len(rows)} documents, {sum(r.passages for r in rows)} passages")
     return 0
 
 
@@ -115,6 +183,24 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--mode", choices=["extractive", "llm"], default="extractive",
                    help="answer with quoted sentences (default) or with the configured local LLM")
     p.set_defaults(func=cmd_ask)
+
+    p = sub.add_parser("chat", help="interactive questions: the model is loaded once (faster than repeated `qa ask`)")
+    p.add_argument("--json", action="store_true", help="print each answer as JSON (one line)")
+    p.add_argument("--top-k", type=int, default=None, help="passages to retrieve")
+    p.add_argument("--mode", choices=["extractive", "llm"], default="extractive")
+    p.set_defaults(func=cmd_chat)
+
+    p = sub.add_parser("add", help="add files or folders (recursively) to the corpus and index them")
+    p.add_argument("paths", nargs="+", help="files (.pdf .docx .html .htm .epub .md .txt) or folders")
+    p.set_defaults(func=cmd_add)
+
+    p = sub.add_parser("remove", help="remove documents from the corpus and the index")
+    p.add_argument("documents", nargs="+", help="document ids as shown by `qa list`")
+    p.set_defaults(func=cmd_remove)
+
+    p = sub.add_parser("list", help="list the indexed documents (type, pages, passages, added when)")
+    p.add_argument("--json", action="store_true")
+    p.set_defaults(func=cmd_list)
 
     p = sub.add_parser("eval", help="evaluate on a question set or a SQuAD-format benchmark")
     from .evaluation.args import add_eval_arguments

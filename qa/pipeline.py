@@ -12,7 +12,6 @@ import re
 import threading
 import time
 import unicodedata
-import uuid
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -22,6 +21,8 @@ from .conversation import rewrite_query
 from .loader import DocumentError, document_from_bytes, load_corpus, load_metadata
 from .messages import not_found_message
 from .protocols import Embedder, Reader, ReaderUnavailableError
+from .ingest.corpus import extraction_cache, load_documents
+from .layout import annotate_answer
 from .retriever import HybridRetriever
 from .settings import READERS, Settings, load_settings
 from .store import IndexCorruptError, IndexMissingError, Progress, SearchIndex, build_index, load_index, save_index
@@ -109,6 +110,7 @@ class QAService:
         self._lock = threading.RLock()  # guards index swaps and corpus writes
         self._readers: dict[str, tuple[Settings, AliasLexicon, Reader]] = {}
         self._installed: dict[str, Reader] = {}  # readers given as objects (tests, notebooks)
+        self.extracted_cache: dict[str, Document] = {}  # file fingerprint -> extracted upload, not extracted twice
 
     # ------------------------------------------------------------ set-up
     @property
@@ -152,7 +154,7 @@ class QAService:
 
         if self.index is None or self.index.manifest.get("chunking") != chunking_signature(self.settings):
             return True
-        documents, _ = load_corpus(self.settings.corpus_dir, self.settings.max_upload_bytes)
+        documents, _ = self.load_documents()
         built = {doc_id: meta.get("hash") for doc_id, meta in self.index.documents.items()}
         return built != {d.doc_id: d.content_hash for d in documents}
 
@@ -160,12 +162,18 @@ class QAService:
         """Index corpus/ incrementally (unchanged documents keep their vectors) and persist atomically."""
         with self._lock:
             started = time.perf_counter()
-            documents, problems = load_corpus(self.settings.corpus_dir, self.settings.max_upload_bytes)
+            documents, problems = self.load_documents(reuse_extraction=not rebuild)
             report = self._install(documents, None if rebuild else self.index, progress)
+            self.extracted_cache.clear()  # now kept with the index
             report.problems = problems
             report.seconds = round(time.perf_counter() - started, 3)
             self.aliases = AliasLexicon.load(self.settings.corpus_dir)
             return report
+
+    def load_documents(self, reuse_extraction: bool = True) -> tuple[list[Document], list[str]]:
+        """The corpus folder's documents; files whose bytes are unchanged are not extracted again."""
+        cache = extraction_cache(self.index.texts if self.index is not None else None, self.extracted_cache) if reuse_extraction else {}
+        return load_documents(self.settings, cache)
 
     def index_documents(self, documents: list[Document], persist: bool = False, progress: Progress | None = None) -> IndexReport:
         """Index in-memory documents (benchmarks): replaces the active index, persisted only if asked."""
@@ -191,22 +199,18 @@ class QAService:
     # ------------------------------------------------------------ documents
     def add_document(self, name: str, data: bytes, progress: Progress | None = None) -> IndexReport:
         """Validate an uploaded file, store it in corpus/ and index it; nothing changes if it is rejected."""
-        file_name = safe_file_name(name)
-        metadata = load_metadata(self.settings.corpus_dir).get(file_name)
-        document_from_bytes(file_name, data, metadata, self.settings.max_upload_bytes)  # raises DocumentError
-        corpus = self.settings.corpus_dir.resolve()
-        target = (corpus / file_name).resolve()
-        if target.parent != corpus:
-            raise DocumentError(f"{name!r}: not a usable file name")
-        replaced = target.exists()
-        with self._lock:
-            tmp = corpus / f".upload-{uuid.uuid4().hex}.tmp"
-            tmp.write_bytes(data)
-            os.replace(tmp, target)
-            report = self.reindex(progress=progress)
-        verb = "Replaced the earlier version of" if replaced else "Added"
-        report.message = f"{verb} {file_name}: {report.embedded_chunks} new passages indexed ({report.chunks} in total)."
-        return report
+        from .documents import DocumentLibrary
+
+        report = DocumentLibrary(self).add_files([(safe_file_name(name), data)], progress)
+        outcome = report.outcomes[0]
+        if outcome.status in ("refused", "skipped"):
+            raise DocumentError(f"{outcome.name}: {outcome.reason}")
+        verb = "Replaced the earlier version of" if outcome.status == "replaced" else "Added"
+        message = f"{verb} {outcome.name}: {report.embedded_chunks} new passages indexed ({report.chunks} in total)."
+        if outcome.duplicate_of:
+            message += f" Note: it {outcome.reason}."
+        report.index.message = message
+        return report.index
 
     def status(self) -> dict:
         if self.index is None:
@@ -254,7 +258,7 @@ class QAService:
             answer = chosen.read(asked, hits, vector, index.title)
             answer.hits = hits[:k]
         answer.question, answer.query, answer.reader = text, query, chosen.name
-        return answer
+        return annotate_answer(answer, index.texts)
 
     @property
     def reader(self) -> Reader:
@@ -301,7 +305,9 @@ class QAService:
             else:
                 from .llm import llm_answer_stream
 
-                yield from llm_answer_stream(answer, self.settings, titles=self.index.title)
+                texts = self.index.texts
+                for partial, final in llm_answer_stream(answer, self.settings, titles=self.index.title):
+                    yield partial, (annotate_answer(final, texts) if final is not None else None)
                 return
         for end in range(8, len(answer.text), 8):
             yield answer.text[:end], None

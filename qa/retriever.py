@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from .aliases import AliasLexicon
+from .dedup import unique_hits
 from .fusion import reciprocal_rank_fusion
 from .protocols import Embedder
 from .settings import Settings
@@ -33,11 +34,15 @@ class HybridRetriever:
         if mode in ("hybrid", "sparse"):
             sparse = self.index.sparse.search(self.aliases.expand(query), n)
         if mode == "dense":
-            return [Hit(self.index.chunks[i], s, dense_rank=r) for r, (i, s) in enumerate(dense[:k], 1)]
+            return self._unique([Hit(self.index.chunks[i], s, dense_rank=r) for r, (i, s) in enumerate(dense, 1)], k)
         if mode == "sparse":
-            return [Hit(self.index.chunks[i], s, sparse_rank=r) for r, (i, s) in enumerate(sparse[:k], 1)]
+            return self._unique([Hit(self.index.chunks[i], s, sparse_rank=r) for r, (i, s) in enumerate(sparse, 1)], k)
         dense_ranks = {i: r for r, (i, _) in enumerate(dense, 1)}
         sparse_ranks = {i: r for r, (i, _) in enumerate(sparse, 1)}
         fused = reciprocal_rank_fusion([[i for i, _ in dense], [i for i, _ in sparse]], k=self.settings.rrf_k,
                                        weights=[self.settings.dense_weight, self.settings.sparse_weight])
-        return [Hit(self.index.chunks[i], score, dense_ranks.get(i), sparse_ranks.get(i)) for i, score in fused[:k]]
+        return self._unique([Hit(self.index.chunks[i], score, dense_ranks.get(i), sparse_ranks.get(i)) for i, score in fused], k)
+
+    def _unique(self, hits: list[Hit], k: int) -> list[Hit]:
+        """Top k without two copies of one passage (e.g. the same article in both scripts)."""
+        return unique_hits(hits, k, self.settings.passage_duplicate_threshold)

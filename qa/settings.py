@@ -69,7 +69,18 @@ class Settings:
 
     # Input limits.
     max_question_chars: int = 2000
-    max_upload_bytes: int = 5_000_000
+    max_upload_bytes: int = 5_000_000  # .txt / .md files
+    # Documents (qa/ingest): PDF, Word, HTML, EPUB. A file over a limit is refused with a message.
+    max_document_bytes: int = 50_000_000  # .pdf / .docx / .html / .epub files
+    max_pages: int = 1000  # PDF pages
+    max_decompressed_bytes: int = 200_000_000  # .docx / .epub: total size of the unzipped parts
+    max_compression_ratio: int = 200  # .docx / .epub: a part that inflates more than this is a zip bomb
+    max_document_chars: int = 5_000_000  # extracted text of one document
+    ocr: bool = True  # OCR PDF pages without a text layer (rapidocr-onnxruntime, offline)
+    ocr_max_pages: int = 50  # a scan with more text-less pages than this is refused (OCR takes ~2 s a page)
+    # Duplicates (qa/dedup.py): MinHash Jaccard of script-folded character shingles.
+    duplicate_threshold: float = 0.6  # documents at or above this are reported as duplicates
+    passage_duplicate_threshold: float = 0.6  # retrieval keeps one passage of a pair at or above this
 
     # Optional local LLM (OpenAI chat-completions protocol).
     llm_base_url: str = ""

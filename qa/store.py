@@ -27,6 +27,7 @@ from tqdm import tqdm
 
 from .chunking import CHUNKER_VERSION, chunk_document, token_counter
 from .protocols import Embedder
+from .layout import annotate_chunks, document_from_dict, document_to_dict
 from .settings import Settings
 from .sparse import SparseIndex
 from .text import fold_script, normalize
@@ -36,6 +37,8 @@ log = logging.getLogger(__name__)
 
 FORMAT_VERSION = 1
 CHUNKS_FILE, DENSE_FILE, MANIFEST_FILE, CURRENT_FILE = "chunks.jsonl", "dense.faiss", "manifest.json", "CURRENT"
+DOCUMENTS_FILE = "documents.jsonl"  # the extracted text and layout of every document: citations stay checkable
+LAYOUT_VERSION = 1  # chunks carry page/section since this version
 Progress = Callable[[float, str], None]
 
 
@@ -64,6 +67,7 @@ def chunking_signature(settings: Settings) -> dict:
         "chunk_overlap_tokens": settings.chunk_overlap_tokens,
         "min_sentence_chars": settings.min_sentence_chars,
         "max_sentence_chars": settings.max_sentence_chars,
+        "layout": LAYOUT_VERSION,
     }
 
 
@@ -74,6 +78,7 @@ class SearchIndex:
     manifest: dict
     chunks: list[Chunk]
     dense: faiss.Index
+    texts: dict[str, Document] = field(default_factory=dict)  # doc_id -> extracted document (text, pages, headings)
     sparse: SparseIndex = field(init=False)
 
     def __post_init__(self):
@@ -146,13 +151,18 @@ def build_index(documents: list[Document], settings: Settings, embedder: Embedde
                 vectors.append(old_vectors[i])
             stats["reused_documents"] += 1
         else:
-            for c in chunk_document(doc, settings, count, first_chunk_id=len(chunks)):
+            new_chunks = chunk_document(doc, settings, count, first_chunk_id=len(chunks))
+            annotate_chunks(new_chunks, doc)
+            for c in new_chunks:
                 to_embed.append(len(chunks))
                 chunks.append(c)
                 vectors.append(None)
             stats["embedded_documents"] += 1
         doc_meta[doc.doc_id] = {"hash": doc.content_hash, "title": doc.title, "script": doc.script,
-                                "source": doc.source, "chars": len(doc.text)}
+                                "source": doc.source, "chars": len(doc.text), "kind": doc.kind,
+                                "pages": len(doc.pages), "file_hash": doc.file_hash,
+                                "added_at": ((previous.documents.get(doc.doc_id) or {}).get("added_at") if previous else None)
+                                or time.strftime("%Y-%m-%d %H:%M:%S")}
 
     _embed_missing(chunks, vectors, to_embed, settings, embedder, progress)
     stats["embedded_chunks"] = len(to_embed)
@@ -172,7 +182,7 @@ def build_index(documents: list[Document], settings: Settings, embedder: Embedde
     }
     if progress:
         progress(1.0, f"indexed {len(documents)} documents, {len(chunks)} chunks")
-    return SearchIndex(manifest=manifest, chunks=chunks, dense=dense), stats
+    return SearchIndex(manifest=manifest, chunks=chunks, dense=dense, texts={d.doc_id: d for d in documents}), stats
 
 
 def _embed_missing(chunks, vectors, to_embed, settings: Settings, embedder: Embedder, progress: Progress | None) -> None:
@@ -214,7 +224,9 @@ def save_index(index: SearchIndex, index_dir: Path) -> Path:
     tmp.mkdir()
     _fsync_write(tmp / CHUNKS_FILE, "".join(json.dumps(c.to_dict(), ensure_ascii=False) + "\n" for c in index.chunks).encode("utf-8"))
     faiss.write_index(index.dense, str(tmp / DENSE_FILE))
-    manifest = {**index.manifest, "files": {name: _sha256(tmp / name) for name in (CHUNKS_FILE, DENSE_FILE)}}
+    _fsync_write(tmp / DOCUMENTS_FILE, "".join(json.dumps(document_to_dict(d), ensure_ascii=False) + "\n"
+                                               for d in index.texts.values()).encode("utf-8"))
+    manifest = {**index.manifest, "files": {name: _sha256(tmp / name) for name in (CHUNKS_FILE, DENSE_FILE, DOCUMENTS_FILE)}}
     _fsync_write(tmp / MANIFEST_FILE, json.dumps(manifest, ensure_ascii=False, indent=1).encode("utf-8"))
     final = builds / build_id
     os.rename(tmp, final)
@@ -247,6 +259,10 @@ def load_index(index_dir: Path, settings: Settings) -> SearchIndex:
                 raise IndexCorruptError(f"index file {build / name} is corrupted (checksum mismatch)")
         chunks = [Chunk.from_dict(json.loads(line)) for line in (build / CHUNKS_FILE).read_text(encoding="utf-8").splitlines()]
         dense = faiss.read_index(str(build / DENSE_FILE))
+        texts = {}
+        if DOCUMENTS_FILE in manifest["files"]:
+            docs = (document_from_dict(json.loads(line)) for line in (build / DOCUMENTS_FILE).read_text(encoding="utf-8").splitlines())
+            texts = {d.doc_id: d for d in docs}
     except IndexCorruptError:
         raise
     except (OSError, ValueError, KeyError, TypeError, RuntimeError) as exc:
@@ -258,4 +274,4 @@ def load_index(index_dir: Path, settings: Settings) -> SearchIndex:
             f"the index was built with embedding model {manifest['model']!r} but the current setting is "
             f"{settings.embedding_model!r}; rebuild it with `qa index --rebuild` (or set QA_EMBEDDING_MODEL back)"
         )
-    return SearchIndex(manifest=manifest, chunks=chunks, dense=dense)
+    return SearchIndex(manifest=manifest, chunks=chunks, dense=dense, texts=texts)

@@ -15,6 +15,20 @@ class Document:
     script: str = ""  # "zh-Hans", "zh-Hant", "en", ... as given in metadata.json
     source: str = ""
     content_hash: str = ""
+    # Layout of extracted documents (qa/ingest): where each page starts, the headings, the format.
+    pages: list[int] = field(default_factory=list)  # pages[i] = offset in `text` where page i + 1 starts
+    headings: list["Heading"] = field(default_factory=list)  # in text order
+    kind: str = ""  # "pdf", "docx", "html", "epub", "md", "txt"
+    file_hash: str = ""  # fingerprint of the file's bytes (qa.ingest.file_hash): unchanged files are not re-extracted
+
+
+@dataclass
+class Heading:
+    """A heading of a document: its text is `document.text[start:start + len(text)]`."""
+
+    start: int
+    text: str
+    level: int = 1
 
 
 @dataclass
@@ -35,6 +49,8 @@ class Chunk:
     end: int
     text: str
     sentences: list[Sentence] = field(default_factory=list)  # absolute offsets
+    page: int | None = None  # PDF page (1-based) where the chunk starts
+    section: str = ""  # nearest heading before the chunk (docx, md, html, epub)
 
     def to_dict(self) -> dict:
         return asdict(self)
@@ -70,6 +86,8 @@ class Citation:
     chunk_id: int | None = None
     span_start: int | None = None  # absolute offsets of the (bold) answer span inside the cited sentence
     span_end: int | None = None
+    page: int | None = None  # PDF page (1-based) of the cited span
+    section: str = ""  # nearest heading before the cited span
 
     @property
     def span_text(self) -> str | None:
@@ -104,7 +122,8 @@ class Answer:
             "reader": self.reader,
             "citations": [
                 {"doc": c.doc, "start": c.start, "end": c.end, "text": c.text, "score": round(float(c.score), 4),
-                 "span_start": c.span_start, "span_end": c.span_end, "span_text": c.span_text}
+                 "span_start": c.span_start, "span_end": c.span_end, "span_text": c.span_text,
+                 "page": c.page, "section": c.section}
                 for c in self.citations
             ],
             "hits": [
@@ -115,6 +134,8 @@ class Answer:
                     "text": h.chunk.text,
                     "score": round(float(h.score), 6),
                     "reader_score": None if h.reader_score is None else round(float(h.reader_score), 6),
+                    "page": h.chunk.page,
+                    "section": h.chunk.section,
                 }
                 for h in self.hits
             ],

@@ -150,8 +150,8 @@ def test_upload_adds_good_files_and_rejects_bad_ones(tmp_path, embedder):
     binary.write_bytes(b"\x00\x01\x02binary\x00" * 50)
     empty = uploads / "empty.md"
     empty.write_bytes(b"")
-    wrong = uploads / "slides.pdf"
-    wrong.write_bytes(b"%PDF-1.4")
+    wrong = uploads / "slides.pptx"
+    wrong.write_bytes(b"PK\x03\x04")
     before = service.status()["documents"]
     report, status, cleared = h.upload([str(binary), str(empty), str(wrong)])
     assert report.count("Not added") == 3 and "binary" in report and "empty" in report and "unsupported" in report

@@ -134,3 +134,24 @@ def test_binary_upload_is_rejected_and_index_unchanged(page, tmp_path):
     assert "Not added" in report and "binary" in report
     assert _document_count(page) == before
     page.screenshot(path=str(ARTIFACTS / "browser-3-bad-upload.png"), full_page=True)
+
+
+def test_uploaded_pdf_is_cited_by_page(page, tmp_path):
+    import sys
+
+    sys.path.insert(0, str(ROOT / "eval"))
+    import make_docs
+
+    pdf = tmp_path / "xinghe-2033.pdf"
+    pdf.write_bytes(make_docs.hans_pdf())  # 4 pages; the funding round is on page 3
+    page.locator("#upload input[type=file]").set_input_files(str(pdf))
+    page.wait_for_function("() => { const r = document.querySelector('#upload-report');"
+                           " return r && r.innerText.includes('xinghe-2033.pdf'); }", timeout=ANSWER_TIMEOUT_MS)
+    assert "Added xinghe-2033.pdf" in page.locator("#upload-report").inner_text()
+    _ask(page, "星河智算的B轮融资由谁领投？")
+    assert "苏州创新基金" in _last_answer(page)
+    card = page.locator("#sources-panel #src-1")
+    assert card.get_attribute("data-doc") == "xinghe-2033.pdf"
+    assert "p. 3" in card.locator(".src-meta").inner_text()
+    card.screenshot(path=str(ARTIFACTS / "browser-4-pdf-page-card.png"))
+    page.screenshot(path=str(ARTIFACTS / "browser-4-pdf-answer.png"), full_page=True)

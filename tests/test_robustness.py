@@ -73,10 +73,10 @@ def test_upload_names_never_write_outside_the_corpus(tmp_path, built_service, em
     absolute = str(tmp_path / "abs-evil.txt")
     outside_before = all_files(tmp_path) - all_files(corpus) - all_files(root / "index")
     repo_before = set(os.listdir(REPO))
-    data = "星河科技成立于2019年，总部位于杭州市滨江区，是一家研发量子计算芯片的创业公司。".encode("utf-8")
-    for name in TRAVERSAL_NAMES + [absolute, "/etc/passwd"]:
-        try:
-            report = service.add_document(name, data)
+    text = "星河科技成立于2019年，总部位于杭州市滨江区，是一家研发量子计算芯片的创业公司。"
+    for i, name in enumerate(TRAVERSAL_NAMES + [absolute, "/etc/passwd"]):
+        try:  # a different text each time: the same text again would be skipped as a duplicate
+            report = service.add_document(name, f"{text}这是第{i}份文件。".encode("utf-8"))
         except DocumentError as exc:
             assert str(exc), name
             continue
@@ -100,8 +100,9 @@ def test_rejected_uploads_change_nothing(tmp_path, built_service, embedder):
     cases = [
         ("big.txt", "好".encode() * (limit // 3 + 1), "too large"),
         ("setup.exe", b"MZ\x90\x00\x03\x00\x00\x00" * 64, "unsupported file type"),
-        ("paper.pdf", b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog >>\nendobj\n", "unsupported file type"),
-        ("notes.docx", b"PK\x03\x04" + b"\x00" * 40, "unsupported file type"),
+        ("paper.pdf", b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj\n<< /Type /Catalog >>\nendobj\n", "not a readable PDF"),
+        ("notes.docx", b"PK\x03\x04" + b"\x00" * 40, "not a valid zip archive"),
+        ("slides.pptx", b"PK\x03\x04" + b"\x00" * 40, "unsupported file type"),
         ("/etc/passwd", b"root:x:0:0:root:/root:/bin/bash\n", "unsupported file type"),
         ("empty.txt", b"", "empty"),
         ("blank.md", b" \n\t\r\n \xe3\x80\x80", "empty"),
