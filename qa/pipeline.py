@@ -91,7 +91,7 @@ def make_reader(settings: Settings, embedder: Embedder, aliases: AliasLexicon, c
                 f"imported. Use --reader heuristic (or QA_READER=heuristic).") from exc
         factory = getattr(neural, "make_reader", None)
         if factory is not None:
-            return factory(settings, embedder, aliases)
+            return factory(settings, embedder, aliases, corpus_text=corpus_text)
         if not hasattr(neural, "NeuralReader"):
             raise ReaderUnavailableError("qa.neural.reader defines neither make_reader() nor NeuralReader; "
                                          "use --reader heuristic (or QA_READER=heuristic).")

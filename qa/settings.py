@@ -45,13 +45,14 @@ class Settings:
     sparse_weight: float = 1.0
 
     # Reader: "heuristic" (qa/reader.py) or "neural" (qa/neural/reader.py, trained).
-    reader: str = "heuristic"
+    reader: str = "neural"
     reader_candidates: int = 20  # fused hits a reranking reader reads (the answer keeps the top_k after reranking)
 
     # Neural reader (qa/neural/): weights ship in the package; `qa train` rebuilds them.
     reader_weights: str = ""  # empty: the shipped qa/neural/weights/reader.safetensors
-    reader_threshold: float = 0.5  # abstain below this probability; calibrated on validation data (MODEL_CARD.md)
+    reader_threshold: float = 0.62  # abstain below this probability; calibrated on CMRC 2018 dev by `qa train` (MODEL_CARD.md)
     reader_support_margin: float = 0.15  # supporting sentences: other passages within this probability of the best
+    reader_rerank: bool = False  # True: the model's probability reorders candidates and decides abstention
     reader_int8: bool = True  # int8 dynamic quantization of the reading layers (about 2x faster on CPU)
 
     # Heuristic extractive reader.

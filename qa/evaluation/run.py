@@ -77,8 +77,8 @@ def open_current(settings):
 
 
 def answer_text(text: str) -> str:
-    """The answer without its citation markers "[n]" (they are not part of the quoted text)."""
-    return _CITATION.sub("", text or "").strip()
+    """The answer without its citation markers "[n]" and the reader's bold markers "**" (not part of the quoted text)."""
+    return _CITATION.sub("", text or "").replace("**", "").strip()
 
 
 def ask_record(service, question: EvalQuestion, mode: str, top_k: int, source_doc: str | None = None,
@@ -162,8 +162,7 @@ def closed_record(service, question: EvalQuestion, source_doc: str, reader_name:
     started = time.perf_counter()
     hits = [Hit(c, 1.0) for c in index.chunks if c.doc_id == source_doc]
     vector = service.embedder.encode_queries([fold_script(question.question)])[0]
-    if reader.reranks:
-        hits = reader.rerank(question.question, hits)
+    hits = reader.rerank(question.question, hits)  # the neural reader's spans (the heuristic one: unchanged)
     answer = reader.read(question.question, hits, vector, index.title)
     best = hits[0] if hits else None
     if best is not None and best.span is not None:

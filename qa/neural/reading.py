@@ -40,7 +40,8 @@ def answer_mask(passages: list[EncodedText], width: int) -> torch.Tensor:
 
 @torch.inference_mode()
 def read_passages(model: ReaderModel, question: EncodedText, passages: list[EncodedText],
-                  batch_size: int = 32) -> list[PassageReading]:
+                  batch_size: int = 32, windows: list[tuple[int, int] | None] | None = None) -> list[PassageReading]:
+    """`windows`: per passage, an optional [start, end) character range the span must lie in (a sentence)."""
     out: list[PassageReading] = []
     hidden = model.config["hidden"]
     for b in range(0, len(passages), batch_size):
@@ -50,6 +51,12 @@ def read_passages(model: ReaderModel, question: EncodedText, passages: list[Enco
         q, qm = q.expand(len(group), -1, -1), qm.expand(len(group), -1)
         start, end, answerable = model(q, qm, p, pm)
         valid = answer_mask(group, p.shape[1])
+        for i, window in enumerate((windows or [None] * len(passages))[b : b + batch_size]):
+            if window is not None:
+                enc = group[i]
+                inside = torch.from_numpy((enc.starts >= window[0]) & (enc.ends <= window[1]) & (enc.starts >= 0))
+                if bool(inside.any()):
+                    valid[i, : len(enc.starts)] &= inside
         neg = torch.finfo(start.dtype).min
         s_idx, e_idx, score = best_spans(start.masked_fill(~valid, neg), end.masked_fill(~valid, neg))
         probs = torch.sigmoid(answerable)

@@ -14,6 +14,9 @@ SOURCES = [
 ]
 
 
+NOTES_MARKER = "<!-- notes: kept when `qa train` rewrites this card -->"
+
+
 def write_model_card(path: Path, report: dict, weights: Path) -> None:
     r = report["recipe"]
     lines = [
@@ -51,4 +54,7 @@ def write_model_card(path: Path, report: dict, weights: Path) -> None:
               "without the answer (rest of the paragraph + the next paragraph). CMRC 2018 char F1/EM.", "",
               "## Training loss", "", "| step | mean loss | seconds |", "| ---: | ---: | ---: |"]
     lines += [f"| {c['step']} | {c['loss']:.3f} | {c['seconds']:.0f} |" for c in report["curve"]]
-    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    notes = ""
+    if path.exists() and NOTES_MARKER in path.read_text(encoding="utf-8"):  # hand-written findings survive a retrain
+        notes = path.read_text(encoding="utf-8").split(NOTES_MARKER, 1)[1]
+    path.write_text("\n".join(lines) + "\n\n" + NOTES_MARKER + notes.rstrip("\n") + "\n", encoding="utf-8")
