@@ -92,12 +92,12 @@ def test_number_check_runs_before_any_reader(service):
 
 
 def test_heuristic_reader_is_identity_rerank(built_service):
-    answer = built_service.ask(QUESTION, top_k=3)
+    answer = built_service.ask(QUESTION, top_k=3, reader="heuristic")
     assert answer.reader == "heuristic" and not answer.abstained
     assert answer.confidence == pytest.approx(answer.citations[0].score)
     assert all(h.reader_score is None and h.span is None for h in answer.hits)
     assert all(c.span_start is None and c.span_text is None for c in answer.citations)
-    reader = built_service.reader
+    reader = built_service.reader_for("heuristic")
     assert reader.rerank(QUESTION, answer.hits) is answer.hits
 
 

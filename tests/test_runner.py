@@ -66,21 +66,21 @@ def test_seed_set_limit_12_json(built_service, tmp_path, capsys):
     assert data["n"] == 12
     assert data["recall@5"] > 0.5
     assert set(data["by_lang"]) == {"en"}  # the first 12 seed questions are English
-    assert data["system"] == "hybrid+heuristic" and data["readers"] == ["heuristic"]
-    assert data["systems"]["hybrid+heuristic"]["overall"]["n"] == 12
+    assert data["system"] == "hybrid+neural" and data["readers"] == ["neural"]
+    assert data["systems"]["hybrid+neural"]["overall"]["n"] == 12
     for suffix in ("md", "json", "png", "records.jsonl"):
         assert (tmp_path / f"seed.{suffix}").stat().st_size > 0
     assert json.loads((tmp_path / "seed.json").read_text(encoding="utf-8"))["recall@5"] == data["recall@5"]
-    assert "| hybrid (RRF) + heuristic | overall | 12 |" in (tmp_path / "seed.md").read_text(encoding="utf-8")
+    assert "| hybrid (RRF) + neural | overall | 12 |" in (tmp_path / "seed.md").read_text(encoding="utf-8")
     # every setting behind the numbers, without paths or secrets
-    assert data["settings"]["reader"] == "heuristic" and data["settings"]["reader_candidates"] == 20
+    assert data["settings"]["reader"] == "neural" and data["settings"]["reader_candidates"] == 20
     assert data["settings"]["abstain_threshold"] == built_service.settings.abstain_threshold
     assert not {"llm_api_key", "corpus_dir", "index_dir", "cache_dir"} & set(data["settings"])
     lines = [json.loads(line) for line in (tmp_path / "seed.records.jsonl").read_text(encoding="utf-8").splitlines()]
-    assert len(lines) == 12 and {line["system"] for line in lines} == {"hybrid+heuristic"}
+    assert len(lines) == 12 and {line["system"] for line in lines} == {"hybrid+neural"}
     first = lines[0]
     assert set(first) >= {"id", "system", "passages", "answer", "span", "abstained", "confidence", "metrics"}
-    assert first["span"] is None  # the heuristic reader marks no answer span
+    assert first["abstained"] or first["span"][1] < first["span"][2]  # the neural reader's span: doc, start, end
     assert all(":" in p and "-" in p for p in first["passages"]) and len(first["passages"]) == 10
     assert {"recall@5", "mrr", "answer_accuracy"} <= set(first["metrics"])
     assert sum(line["metrics"]["recall@5"] or 0 for line in lines) / sum(
@@ -133,8 +133,8 @@ def test_squad_recall_by_source_paragraph(squad_service, tmp_path, capsys):
     path = tmp_path / "tiny.json"
     path.write_text(json.dumps(SQUAD, ensure_ascii=False), encoding="utf-8")
     out = tmp_path / "out"
-    assert main(_args("--squad", str(path), "--baselines", "--json", "--out", str(out)),
-                service=squad_service) == 0
+    assert main(_args("--squad", str(path), "--baselines", "--readers", "heuristic", "--settings", "open", "--json",
+                      "--out", str(out)), service=squad_service) == 0
     data = _json_out(capsys)
     for key in REQUIRED:
         assert key in data
@@ -193,6 +193,7 @@ def test_unavailable_reader_is_a_usage_error(built_service, tmp_path, capsys, mo
 
     monkeypatch.setitem(sys.modules, "qa.neural.reader", None)
     monkeypatch.delattr(qa.neural, "reader", raising=False)  # as if the neural reader did not exist
+    monkeypatch.setattr(built_service, "_readers", {})  # forget the loaded one
     assert main(_args("--limit", "2", "--readers", "heuristic,neural", "--out", str(tmp_path)),
                 service=built_service) == 2
     assert "neural reader is not available" in capsys.readouterr().err
