@@ -52,3 +52,22 @@ def test_json_citations_carry_the_span_offsets(built_service):
 def test_the_heuristic_reader_stays_available_as_the_baseline(built_service):
     answer = built_service.ask(WHY_01AI[1], reader="heuristic")
     assert answer.reader == "heuristic" and not answer.abstained and answer.citations
+
+
+# Pinned on the built-in corpus with the shipped weights: a change in jieba, bm25s, faiss, torch or the
+# weights that moves retrieval, the heuristic confidence or the span shows up here first.
+PINNED = [
+    ("零一万物为什么放弃预训练？", ("china-llm-startups-overview-transcript.txt", 2628), 1.035, 152, "讓零一萬物陷入可能被收購的輿論旋渦,“逼"),
+    ("why did 01.AI give up pretraining?", ("china-llm-startups-overview-transcript.txt", 2628), 0.937, 1205,
+     "李開復迴應了零一萬物的變動:主要聚焦在預訓練團隊及Infra團隊,其中大部分預訓練算法團隊加入通義團隊,Infra團隊加入阿里雲,成爲阿里員工"),
+    ("阶跃星辰的创始人是谁？", ("china-llm-startups-overview-transcript.txt", 889), 1.131, 1038, "姜大昕"),
+]
+
+
+@pytest.mark.parametrize("question, top_hit, confidence, sentence_start, span", PINNED)
+def test_pinned_top_passage_confidence_and_span(built_service, question, top_hit, confidence, sentence_start, span):
+    answer = ask(built_service, question)
+    assert (answer.hits[0].chunk.doc_id, answer.hits[0].chunk.start) == top_hit
+    assert round(answer.confidence, 3) == pytest.approx(confidence, abs=0.002)
+    assert answer.citations[0].start == sentence_start
+    assert answer.citations[0].span_text == span
