@@ -109,3 +109,31 @@ def test_smoke_training_lowers_the_loss_and_weights_survive_a_round_trip(embedde
     assert again.config == model.config
     for x, y in zip(a, b):
         assert torch.allclose(x.clamp(min=-1e4), y.clamp(min=-1e4), atol=0.1)  # float16 weights on disk
+
+
+SHIPPED_CMRC_DEV_F1 = 32.9  # measured with the shipped weights on this sample (float32 model, closed), 2026-11-25
+
+
+def test_shipped_weights_reach_their_stated_f1_on_a_fixed_cmrc_dev_sample(embedder):
+    from qa.evaluation.metrics import cmrc_f1
+    from qa.neural.reader import DEFAULT_WEIGHTS
+    from qa.neural.reading import read_passages
+    from qa.settings import load_settings
+    from qa.training.data import EVAL_DIR, load_set
+
+    model = ReaderModel.load(DEFAULT_WEIGHTS)
+    assert DEFAULT_WEIGHTS.stat().st_size < 20_000_000
+    rs = load_set("cmrc-dev", EVAL_DIR / "cmrc2018" / "cmrc2018_dev.squad.json", load_settings(), max_questions=100, seed=2026)
+    lower = LowerEncoder.from_embedder(embedder, model.config["lower_layers"])
+    keys = list(rs.chunks)
+    encoded = dict(zip(keys, lower.encode([rs.chunks[k].text for k in keys], "passage")))
+    questions = list(rs.questions.values())
+    f1 = []
+    for q, enc in zip(questions, lower.encode([q.text for q in questions], "query")):
+        chunk_keys = rs.paragraph_chunks[q.paragraph]
+        readings = read_passages(model, enc, [encoded[k] for k in chunk_keys])
+        best = max(range(len(readings)), key=lambda i: readings[i].probability)
+        f1.append(cmrc_f1(rs.chunks[chunk_keys[best]].text[readings[best].start : readings[best].end], q.answers))
+    measured = 100 * float(np.mean(f1))
+    print(f"closed CMRC 2018 dev F1 on the fixed 100-question sample: {measured:.1f}")
+    assert len(f1) == 100 and measured >= SHIPPED_CMRC_DEV_F1 - 1.0
