@@ -456,8 +456,13 @@ class Handlers:
         """The settings' reader line: which reader answers, its threshold, the last answer's confidence."""
         cfg = self.settings
         line = f"Reader: <b>{esc(cfg.reader)}</b>"
-        if cfg.reader == "neural":
-            line += f" (trained; abstains below confidence {cfg.reader_threshold:.2f})"
+        if cfg.reader == "neural" and cfg.reader_rerank:
+            line += f" (trained; reranks, abstains below probability {cfg.reader_threshold:.2f})"
+        elif cfg.reader == "neural":
+            line += (f" (trained span in bold; sentences and abstention by the evidence score, "
+                     f"abstains below {cfg.abstain_threshold:.2f})")
+        else:
+            line += f" (abstains below evidence score {cfg.abstain_threshold:.2f})"
         last = (conv or {}).get("last")
         if last:
             verdict = "abstained" if last.get("abstained") else "answered"
