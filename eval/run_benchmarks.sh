@@ -20,8 +20,8 @@ cd "$(dirname "$0")/.."
 PYTHON=${PYTHON:-python}
 DATA=${QA_EVALDATA:-../shared/evaldata}
 OUT=${OUT:-eval/results}
-QUESTIONS=${QUESTIONS:-400}
-CMRC_PARAGRAPHS=${CMRC_PARAGRAPHS:-300}
+QUESTIONS=${QUESTIONS:-200}
+CMRC_PARAGRAPHS=${CMRC_PARAGRAPHS:-150}
 SEED=${SEED:-0}
 READERS=${READERS:-neural,heuristic}
 
