@@ -139,14 +139,7 @@ class NeuralReader:
             citations.append(citation)
             if len(citations) >= self.settings.answer_sentences:
                 break
-        parts = []
-        for n, c in enumerate(citations, 1):
-            if n == 1 and c.span_start is not None:
-                a, b = c.span_start - c.start, c.span_end - c.start
-                parts.append(f"{display(c.text[:a])}**{display(c.text[a:b])}**{display(c.text[b:])} [{n}]")
-            else:
-                parts.append(f"{display(c.text)} [{n}]")
-        return Answer(question=question, text=" ".join(parts), abstained=False, citations=citations, hits=hits,
+        return Answer(question=question, text=compose(citations), abstained=False, citations=citations, hits=hits,
                       confidence=confidence)
 
 
@@ -167,15 +160,20 @@ class NeuralReader:
             if span is not None and first.start <= span[0] < span[1] <= first.end:
                 first.span_start, first.span_end = span
                 hit.span, hit.reader_score = span, r.probability
-        parts = []
-        for n, c in enumerate(answer.citations, 1):
-            if n == 1 and c.span_start is not None:
-                a, b = c.span_start - c.start, c.span_end - c.start
-                parts.append(f"{display(c.text[:a])}**{display(c.text[a:b])}**{display(c.text[b:])} [{n}]")
-            else:
-                parts.append(f"{display(c.text)} [{n}]")
-        answer.text = " ".join(parts)
+        answer.text = compose(answer.citations)
         return answer
+
+
+def compose(citations: list[Citation]) -> str:
+    """The answer text: each cited sentence with its marker [n]; the first one's span in **bold**."""
+    parts = []
+    for n, c in enumerate(citations, 1):
+        if n == 1 and c.span_start is not None and c.span_end is not None:
+            a, b = c.span_start - c.start, c.span_end - c.start
+            parts.append(f"{display(c.text[:a])}**{display(c.text[a:b])}**{display(c.text[b:])} [{n}]")
+        else:
+            parts.append(f"{display(c.text)} [{n}]")
+    return " ".join(parts)
 
 
 def _trim(text: str, start: int, end: int, offset: int) -> tuple[int, int] | None:
