@@ -33,3 +33,8 @@ def possibly_related_message(question: str, has_passages: bool) -> str:
     if not has_passages:
         return ""
     return " " + POSSIBLY_RELATED.get(detect_script(question), POSSIBLY_RELATED["en"])
+
+
+def abstention_text(question: str, has_passages: bool) -> str:
+    """"Not found", plus the pointer to the possibly related passages when some were retrieved."""
+    return not_found_message(question) + possibly_related_message(question, has_passages)

@@ -19,7 +19,7 @@ from .aliases import AliasLexicon
 from .checks import unanswerable_notice
 from .conversation import rewrite_query
 from .loader import DocumentError, document_from_bytes, load_corpus, load_metadata
-from .messages import not_found_message, possibly_related_message
+from .messages import abstention_text
 from .protocols import Embedder, Reader, ReaderUnavailableError
 from .ingest.corpus import extraction_cache, load_documents
 from .layout import annotate_answer
@@ -251,7 +251,7 @@ class QAService:
         asked = text if query == text else query
         notice = unanswerable_notice(asked, index.normalized_text)
         if notice is not None:
-            answer = Answer(question=asked, text=not_found_message(asked) + possibly_related_message(asked, bool(hits)),
+            answer = Answer(question=asked, text=abstention_text(asked, bool(hits)),
                             abstained=True, hits=hits[:k], notice=notice)
         else:
             if reranking:

@@ -12,7 +12,7 @@ from typing import Callable
 import numpy as np
 import torch
 
-from ..messages import display, not_found_message, possibly_related_message
+from ..messages import abstention_text, display, possibly_related_message
 from ..settings import Settings
 from ..text import fold_script
 from ..types import Answer, Citation, Hit
@@ -127,7 +127,7 @@ class NeuralReader:
         threshold = self.settings.reader_threshold
         confidence = float(hits[0].reader_score or 0.0) if hits else 0.0
         if not hits or confidence < threshold:
-            return Answer(question=question, text=not_found_message(question) + possibly_related_message(question, bool(hits)),
+            return Answer(question=question, text=abstention_text(question, bool(hits)),
                           abstained=True, hits=hits, confidence=confidence,
                           notice=f"reader confidence {confidence:.2f} is below the threshold {threshold:.2f}")
         chosen = [hits[0]] + [h for h in hits[1:] if (h.reader_score or 0.0) >= max(threshold, confidence - self.settings.reader_support_margin)]

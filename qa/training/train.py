@@ -180,7 +180,7 @@ def fit(model: ReaderModel, items: list[Item], bank: StateBank, recipe: Recipe, 
         opt.step()
         sched.step()
         step += 1
-        window.append(float(loss))
+        window.append(loss.item())
         bar.update(1)
         bar.set_postfix(loss=f"{np.mean(window):.3f}")
         if step % log_every == 0 or step == total:
@@ -206,7 +206,6 @@ def train(recipe: Recipe, out: Path, cache_dir: Path | None = None, log_every: i
 
     sets = training_sets(recipe, settings)
     vals = validation_sets(recipe, settings)
-    rng = random.Random(recipe.seed)
     examples = {rs.name: examples_for(rs, neg, recipe.seed) for rs, neg in sets}
     needed = {name: {ex.chunk for ex in exs} for name, exs in examples.items()}
     root = cache_dir or settings.cache_dir
@@ -226,10 +225,8 @@ def train(recipe: Recipe, out: Path, cache_dir: Path | None = None, log_every: i
     smoke = vals[0]
     probe = ReadingSet(smoke.name, dict(list(smoke.questions.items())[:3]), smoke.chunks, smoke.paragraph_chunks)
     validate(model.eval(), probe, banks[smoke.name])  # fail now, not after the training run
-    model.train()
-    curve, total = fit(model, items, bank, recipe, log_every)
+    curve, total = fit(model, items, bank, recipe, log_every)  # leaves the model in eval mode
     training_s = curve[-1]["seconds"] if curve else 0.0
-    model.eval()
     model.save(out)  # before validation: a crash there must not lose the run
     validation = {v.name: validate(model, v, banks[v.name]) for v in vals}
     report = {
