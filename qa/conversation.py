@@ -16,16 +16,29 @@ _FOLLOW_UP_END = re.compile(r"(呢|怎么样|怎麼樣)\s*[?？]?\s*$")
 _PRONOUNS = re.compile(r"\b(it|its|they|them|their|he|she|his|her|that company|this company)\b|它|他们|该公司|这家", re.I)
 
 
-def is_follow_up(question: str) -> bool:
+_SHORT_REMAINDER = 5  # CJK characters (or words) left beside an ending cue: "百川呢？" is a follow-up
+
+
+def is_follow_up(question: str, aliases: AliasLexicon | None = None) -> bool:
+    """A question that leans on the previous one: a leading cue ("and ...", "那..."), a pronoun, very few
+    words, or an ending cue ("...呢", "...怎么样") beside a short remainder or a known name.
+
+    An ending cue alone is not enough: "今天北京天气怎么样？" ends like "百川怎么样？" but names its own topic.
+    """
     folded = normalize(question).strip()
     words = re.findall(r"[a-z0-9]+|[\u4e00-\u9fff]", folded)
-    cues = _FOLLOW_UP_START.search(folded) or _FOLLOW_UP_END.search(folded) or _PRONOUNS.search(folded)
-    return bool(cues) or len(words) <= 3
+    if _FOLLOW_UP_START.search(folded) or _PRONOUNS.search(folded) or len(words) <= 3:
+        return True
+    ending = _FOLLOW_UP_END.search(folded)
+    if not ending:
+        return False
+    remainder = re.findall(r"[a-z0-9]+|[\u4e00-\u9fff]", folded[: ending.start()])
+    return len(remainder) <= _SHORT_REMAINDER or bool(aliases and aliases.groups_in(question, entities_only=True))
 
 
 def rewrite_query(question: str, previous_questions: list[str], aliases: AliasLexicon) -> str:
     """The question itself, or for a follow-up, the last question adapted to it."""
-    if not previous_questions or not is_follow_up(question):
+    if not previous_questions or not is_follow_up(question, aliases):
         return question
     previous = previous_questions[-1]
     new_entities = aliases.groups_in(question, entities_only=True)

@@ -109,6 +109,19 @@ def test_follow_up_question_uses_the_conversation(built_service):
     assert any("百川" in c.text for c in answer.citations)
 
 
+@pytest.mark.parametrize("question, follows", [
+    ("百川呢？", True),  # short remainder beside an ending cue
+    ("那百川智能怎么样？", True),  # leading cue
+    ("百川智能的融资情况呢？", True),  # a known name beside an ending cue
+    ("今天北京天气怎么样？", False),  # ends like a follow-up but names its own topic
+    ("Where is Baichuan headquartered?", False),
+])
+def test_follow_up_cues(built_service, question, follows):
+    previous = "why did 01.AI give up pretraining?"
+    query = built_service.retrieval_query(question, [previous])
+    assert (query != question) is follows, query
+
+
 @pytest.mark.parametrize("bad", ["", "   \n\t ", "\x00\x01"])
 def test_empty_questions_get_a_clear_error(built_service, bad):
     with pytest.raises(QuestionError, match="type a question"):
