@@ -53,6 +53,8 @@ class Settings:
     reader_threshold: float = 0.62  # abstain below this probability; calibrated on CMRC 2018 dev by `qa train` (MODEL_CARD.md)
     reader_support_margin: float = 0.15  # supporting sentences: other passages within this probability of the best
     reader_rerank: bool = False  # True: the model's probability reorders candidates and decides abstention
+    reader_verify: bool = False  # span mode: the model may veto the heuristic's answer (abstain below reader_threshold)
+    reader_verify_passages: int = 5  # the top hits whose best probability is the answer's confidence
     reader_int8: bool = True  # int8 dynamic quantization of the reading layers (about 2x faster on CPU)
 
     # Heuristic extractive reader.

@@ -40,6 +40,20 @@ def test_questions_the_documents_do_not_cover_are_refused_in_their_language(buil
     assert not answer.citations
 
 
+def test_the_reader_vetoes_the_heuristic_answer_below_its_threshold(built_service, tmp_path):
+    from conftest import clone_service
+
+    strict = clone_service(built_service, tmp_path / "strict", reader_verify=True, reader_threshold=1.01)
+    answer = ask(strict, WHY_01AI[0])
+    assert answer.abstained and not answer.citations and answer.hits
+    assert answer.text.startswith(NOT_FOUND["en"]) and "below the threshold 1.01" in answer.notice
+    assert 0.0 <= answer.confidence < 1.01
+    lenient = clone_service(built_service, tmp_path / "lenient", reader_verify=True, reader_threshold=0.0)
+    kept = ask(lenient, WHY_01AI[0])
+    assert not kept.abstained and kept.citations == ask(built_service, WHY_01AI[0]).citations
+    assert kept.confidence == pytest.approx(answer.confidence)  # the veto's confidence: the model's best probability
+
+
 def test_json_citations_carry_the_span_offsets(built_service):
     payload = ask(built_service, WHY_01AI[0]).to_json_dict()
     first = payload["citations"][0]

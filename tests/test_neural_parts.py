@@ -8,7 +8,7 @@ import torch
 from qa.neural.align import fold_with_offsets
 from qa.neural.encoder import LowerEncoder, tokenize
 from qa.neural.model import ReaderModel
-from qa.text import fold_script
+from qa.text import fold_script, normalize
 
 TRADITIONAL = "零一萬物的大部分預訓練算法團隊加入通義團隊，不再追求訓練超級大模型。ＡＩ公司在２０２４年「轉向」。"
 
@@ -73,7 +73,8 @@ def test_indexing_embedder_gives_the_same_vectors_and_fills_reader_states(embedd
         assert np.abs(states.astype(np.float32) - enc.states.astype(np.float32)).max() < 3e-2
 
 
-def test_smoke_training_lowers_the_loss_and_weights_survive_a_round_trip(embedder, tmp_path):
+@pytest.mark.parametrize("null_slot", [False, True], ids=["answer-head", "null-slot"])
+def test_smoke_training_lowers_the_loss_and_weights_survive_a_round_trip(embedder, tmp_path, null_slot):
     from qa.settings import load_settings
     from qa.training.cache import StateBank
     from qa.training.data import TRAIN_DIR, examples_for, load_set
@@ -81,13 +82,17 @@ def test_smoke_training_lowers_the_loss_and_weights_survive_a_round_trip(embedde
 
     torch.manual_seed(0)
     rs = load_set("cmrc-trial", TRAIN_DIR / "cmrc2018" / "cmrc2018_trial.squad.json", load_settings(), max_questions=40, seed=3)
-    examples = examples_for(rs, negatives=0.3, seed=3)
+    examples = examples_for(rs, negatives=0.3, seed=3, next_negatives=0.5 if null_slot else 0.0)
+    borrowed = [ex for ex in examples if ex.start is None and ex.chunk not in rs.paragraph_chunks[rs.questions[ex.qid].paragraph]]
+    assert bool(borrowed) is null_slot  # negatives from the next paragraph: only when asked for
+    for ex in borrowed:  # ... and they never hold a gold answer of the question
+        assert not any(normalize(a) in normalize(rs.chunks[ex.chunk].text) for a in rs.questions[ex.qid].answers)
     bank = StateBank(tmp_path / "bank.pkl")
     lower = LowerEncoder.from_embedder(embedder, 9)
     fill_bank(bank, lower, [rs], {rs.name: {ex.chunk for ex in examples}})
     items = build_items(examples, rs, bank)
-    assert 40 <= len(items) <= 60
-    model = ReaderModel.from_bert(embedder.model[0].auto_model, 9)
+    assert 40 <= len(items) <= (60 if not null_slot else 80)
+    model = ReaderModel.from_bert(embedder.model[0].auto_model, 9, null_slot=null_slot)
     model.eval()
     with torch.no_grad():
         before = float(np.mean([float(loss_on(model, items[i : i + 16], bank)) for i in range(0, len(items), 16)]))

@@ -41,7 +41,10 @@ class ReaderModel(nn.Module):
         return model
 
     def forward(self, q: torch.Tensor, q_mask: torch.Tensor, p: torch.Tensor, p_mask: torch.Tensor):
-        """q: [B, Tq, H], p: [B, Tp, H] float; masks bool. Returns start, end [B, Tp] and answerable [B] logits."""
+        """q: [B, Tq, H], p: [B, Tp, H] float; masks bool.
+
+        Returns start, end [B, Tp], answerable [B] and null [B, 2]: the span head read on the question's <s>,
+        the "no answer" slot that competes with every span (SQuAD 2.0 style; used when config["null_slot"])."""
         tq = q.shape[1]
         x = torch.cat([q + self.segment[0], p + self.segment[1]], dim=1)
         mask = torch.cat([q_mask, p_mask], dim=1)
@@ -54,7 +57,8 @@ class ReaderModel(nn.Module):
         end = logits[..., 1].masked_fill(~p_mask, neg)
         pooled = hp.masked_fill(~p_mask[..., None], neg).amax(dim=1)
         answerable = self.answerable(torch.cat([hq[:, 0], pooled], dim=-1)).squeeze(-1)
-        return start, end, answerable
+        null = self.span(hq[:, 0])
+        return start, end, answerable, null
 
     def save(self, path: Path, extra_metadata: dict | None = None) -> None:
         from safetensors.torch import save_file

@@ -150,6 +150,10 @@ class NeuralReader:
             if answer.abstained and hits:
                 answer.text += possibly_related_message(question, True)
             return answer
+        if self.settings.reader_verify:
+            vetoed = self._verify(question, answer, hits)
+            if vetoed is not None:
+                return vetoed
         first = answer.citations[0]
         hit = next((h for h in hits if h.chunk.doc_id == first.doc and h.chunk.start <= first.start and first.end <= h.chunk.end), None)
         if hit is not None:
@@ -162,6 +166,26 @@ class NeuralReader:
                 hit.span, hit.reader_score = span, r.probability
         answer.text = compose(answer.citations)
         return answer
+
+
+    def _verify(self, question: str, answer: Answer, hits: list[Hit]) -> Answer | None:
+        """The model's veto over the heuristic's answer: an abstention when none of the top passages answers.
+
+        The best probability among the first `reader_verify_passages` hits becomes the answer's confidence;
+        below `reader_threshold` (calibrated on validation data by `qa train`) the answer is withdrawn."""
+        top = hits[: max(1, self.settings.reader_verify_passages)]
+        q = self.lower.encode([question], "query")[0]
+        readings = read_passages(self.model, q, self._passages(top))
+        for hit, r in zip(top, readings):
+            hit.reader_score = r.probability
+        confidence = max(r.probability for r in readings)
+        answer.confidence = confidence
+        threshold = self.settings.reader_threshold
+        if confidence >= threshold:
+            return None
+        return Answer(question=question, text=abstention_text(question, True),
+                      abstained=True, hits=hits, confidence=confidence, reader=answer.reader,
+                      notice=f"reader confidence {confidence:.2f} is below the threshold {threshold:.2f}")
 
 
 def compose(citations: list[Citation]) -> str:

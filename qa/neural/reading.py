@@ -49,17 +49,22 @@ def read_passages(model: ReaderModel, question: EncodedText, passages: list[Enco
         p, pm = pad_states([x.states for x in group], hidden)
         q, qm = pad_states([question.states], hidden)
         q, qm = q.expand(len(group), -1, -1), qm.expand(len(group), -1)
-        start, end, answerable = model(q, qm, p, pm)
+        start, end, answerable, null = model(q, qm, p, pm)
         valid = answer_mask(group, p.shape[1])
+        neg = torch.finfo(start.dtype).min
+        if model.config.get("null_slot"):
+            # P(answer) = sigmoid(best span score - no-answer score), over the whole passage (not the window).
+            _, _, free = best_spans(start.masked_fill(~valid, neg), end.masked_fill(~valid, neg))
+            probs = torch.sigmoid(free - null.sum(dim=-1))
+        else:
+            probs = torch.sigmoid(answerable)
         for i, window in enumerate((windows or [None] * len(passages))[b : b + batch_size]):
             if window is not None:
                 enc = group[i]
                 inside = torch.from_numpy((enc.starts >= window[0]) & (enc.ends <= window[1]) & (enc.starts >= 0))
                 if bool(inside.any()):
                     valid[i, : len(enc.starts)] &= inside
-        neg = torch.finfo(start.dtype).min
         s_idx, e_idx, score = best_spans(start.masked_fill(~valid, neg), end.masked_fill(~valid, neg))
-        probs = torch.sigmoid(answerable)
         for i, enc in enumerate(group):
             s, e = int(s_idx[i]), int(e_idx[i])
             if enc.starts[s] < 0 or enc.ends[e] < 0:  # a passage with no text tokens

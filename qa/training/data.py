@@ -16,6 +16,7 @@ from pathlib import Path
 
 from ..chunking import chunk_document, token_counter
 from ..settings import PROJECT_ROOT, Settings
+from ..text import normalize
 from ..types import Chunk, Document
 
 SHARED = PROJECT_ROOT.parent / "shared"
@@ -99,10 +100,13 @@ def load_set(name: str, path: Path, settings: Settings, articles: set[str] | Non
     return out
 
 
-def examples_for(rs: ReadingSet, negatives: float, seed: int = 0) -> list[Example]:
-    """One positive per answerable question, about `negatives` hard negatives per question."""
+def examples_for(rs: ReadingSet, negatives: float, seed: int = 0, next_negatives: float = 0.0) -> list[Example]:
+    """One positive per answerable question, about `negatives` hard negatives per question (chunks of its
+    own paragraph without the answer) and about `next_negatives` chunks of the next paragraph."""
     rng = random.Random(seed)
     out: list[Example] = []
+    paragraphs = list(rs.paragraph_chunks)
+    following = {p: paragraphs[(i + 1) % len(paragraphs)] for i, p in enumerate(paragraphs)}
     for q in rs.questions.values():
         chunk_keys = rs.paragraph_chunks[q.paragraph]
         holding, others = None, []
@@ -122,6 +126,13 @@ def examples_for(rs: ReadingSet, negatives: float, seed: int = 0) -> list[Exampl
         n = int(negatives) + (1 if rng.random() < negatives - int(negatives) else 0)
         for ck in rng.sample(others, min(len(others), n)):
             out.append(Example(q.qid, ck, None, None))
+        if next_negatives and len(paragraphs) > 1:
+            golds = [normalize(a) for a in q.answers]
+            pool = [ck for ck in rs.paragraph_chunks[following[q.paragraph]]
+                    if not any(g and g in normalize(rs.chunks[ck].text) for g in golds)]
+            m = int(next_negatives) + (1 if rng.random() < next_negatives - int(next_negatives) else 0)
+            for ck in rng.sample(pool, min(len(pool), m)):
+                out.append(Example(q.qid, ck, None, None))
     return out
 
 

@@ -46,6 +46,8 @@ class Recipe:
     max_steps: int = 700  # 0: as many as the epochs give; 700 fits the 60-minute budget on 2 cores
     negatives_zh: float = 0.5  # hard negatives per Chinese question
     negatives_en: float = 0.3
+    next_negatives: float = 0.0  # per question, chunks of the next paragraph in the set (often the same article)
+    null_slot: bool = False  # SQuAD 2.0 style: "no answer" competes with every span; P(answer) from the margin
     squad1_articles: int = 25  # the first N SQuAD v1.1 train articles (about 200 questions each)
     cmrc_train_questions: int = 0  # 0: all 10,142
     val_cmrc_questions: int = 300
@@ -137,12 +139,17 @@ def loss_on(model: ReaderModel, group: list[Item], bank: StateBank) -> torch.Ten
     q, qm = pad_states([bank.items[it.q].states for it in group], hidden)
     passages = [bank.items[it.p] for it in group]
     p, pm = pad_states([x.states for x in passages], hidden)
-    start, end, answerable = model(q, qm, p, pm)
+    start, end, answerable, null = model(q, qm, p, pm)
     valid = answer_mask(passages, p.shape[1])
     neg = torch.finfo(start.dtype).min
     start, end = start.masked_fill(~valid, neg), end.masked_fill(~valid, neg)
     has = torch.tensor([it.start >= 0 for it in group])
     loss = F.binary_cross_entropy_with_logits(answerable, has.float())
+    if model.config.get("null_slot"):  # slot 0 is "no answer"; a span's token i is slot i + 1
+        s = torch.tensor([it.start + 1 if it.start >= 0 else 0 for it in group])
+        e = torch.tensor([it.end + 1 if it.start >= 0 else 0 for it in group])
+        start, end = torch.cat([null[:, :1], start], dim=1), torch.cat([null[:, 1:], end], dim=1)
+        return loss + (F.cross_entropy(start, s) + F.cross_entropy(end, e)) / 2
     if has.any():
         s = torch.tensor([it.start for it in group])[has]
         e = torch.tensor([it.end for it in group])[has]
@@ -206,7 +213,7 @@ def train(recipe: Recipe, out: Path, cache_dir: Path | None = None, log_every: i
 
     sets = training_sets(recipe, settings)
     vals = validation_sets(recipe, settings)
-    examples = {rs.name: examples_for(rs, neg, recipe.seed) for rs, neg in sets}
+    examples = {rs.name: examples_for(rs, neg, recipe.seed, recipe.next_negatives) for rs, neg in sets}
     needed = {name: {ex.chunk for ex in exs} for name, exs in examples.items()}
     root = cache_dir or settings.cache_dir
     banks: dict[str, StateBank] = {}
@@ -221,7 +228,7 @@ def train(recipe: Recipe, out: Path, cache_dir: Path | None = None, log_every: i
     bank = StateBank.merged([banks[rs.name] for rs, _ in sets])
     per_set = {rs.name: {"questions": len(rs.questions), "examples": len(examples[rs.name]),
                          "negatives": sum(ex.start is None for ex in examples[rs.name])} for rs, _ in sets}
-    model = ReaderModel.from_bert(bert, recipe.lower_layers, base="bundled:multilingual-e5-small")
+    model = ReaderModel.from_bert(bert, recipe.lower_layers, base="bundled:multilingual-e5-small", null_slot=recipe.null_slot)
     smoke = vals[0]
     probe = ReadingSet(smoke.name, dict(list(smoke.questions.items())[:3]), smoke.chunks, smoke.paragraph_chunks)
     validate(model.eval(), probe, banks[smoke.name])  # fail now, not after the training run
@@ -246,7 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="qa train", description=__doc__.split("\n\n")[0])
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
     for name, value in asdict(Recipe()).items():
-        ap.add_argument("--" + name.replace("_", "-"), type=type(value), default=value)
+        kind = (lambda text: text.lower() in {"1", "true", "yes", "on"}) if isinstance(value, bool) else type(value)
+        ap.add_argument("--" + name.replace("_", "-"), type=kind, default=value)
     ap.add_argument("--cache-dir", type=Path, default=None)
     args = ap.parse_args(argv)
     recipe = Recipe(**{k: getattr(args, k) for k in asdict(Recipe())})
