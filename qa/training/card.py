@@ -28,7 +28,10 @@ def write_model_card(path: Path, report: dict, weights: Path) -> None:
         "the question and on each passage alone (\"query: \" / \"passage: \" prefixes, script-folded text). Layers "
         f"{r['lower_layers'] + 1}-12 are copied from e5 and fine-tuned on the concatenated question + passage states, "
         "with a learned segment vector, a start/end span head and an \"answers the question\" head "
-        "(question <s> state + max-pooled passage states -> logit).", "",
+        "(question <s> state + max-pooled passage states -> logit)." + (
+            " The span head also reads the question's <s> state as a \"no answer\" slot that competes with every span "
+            "(SQuAD 2.0 style): negatives are trained to point there, and the reader's probability that a passage "
+            "answers is sigmoid(best span score - no-answer score)." if r.get("null_slot") else ""), "",
         "## Data (never XQuAD, never CMRC 2018 dev, never the project's question sets)", "",
         "| set | source @ commit | licence | questions | examples | negatives |", "| --- | --- | --- | ---: | ---: | ---: |",
     ]
@@ -37,7 +40,9 @@ def write_model_card(path: Path, report: dict, weights: Path) -> None:
         d = report["data"].get(name, {})
         lines.append(f"| {label} | {source} | {licence} | {d.get('questions', 0):,} | {d.get('examples', 0):,} | {d.get('negatives', 0):,} |")
     lines += ["", f"Sets used: {', '.join(names)}. Negatives are chunks of the question's own paragraph that do not "
-              "hold the answer (SQuAD 2.0 unanswerable questions: chunks of their paragraph).", "",
+              "hold the answer (SQuAD 2.0 unanswerable questions: chunks of their paragraph)" + (
+                  f"; about {r['next_negatives']} per question are chunks of the next paragraph of the set without a "
+                  "gold answer" if r.get("next_negatives") else "") + ".", "",
               "## Recipe", "", "| setting | value |", "| --- | --- |"]
     lines += [f"| {k} | {v} |" for k, v in r.items()]
     lines += ["", "## Time (this machine: 2 CPU cores, no GPU)", "",
@@ -45,11 +50,11 @@ def write_model_card(path: Path, report: dict, weights: Path) -> None:
               f"- training: {report['training_seconds']:.0f} s for {report['steps']} steps of {r['batch_size']} "
               f"({report['train_items']:,} items)", f"- total including validation: {report['total_seconds']:.0f} s", "",
               "## Validation (held out; the threshold is calibrated here)", "",
-              "| set | questions | closed F1 | closed EM | threshold | refusal precision | refusal recall |",
-              "| --- | ---: | ---: | ---: | ---: | ---: | ---: |"]
+              "| set | questions | closed F1 | closed EM | threshold | decision accuracy | refusal precision | refusal recall |",
+              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for name, v in report["validation"].items():
         lines.append(f"| {name} | {v['questions']} | {v['closed_f1']:.1f} | {v['closed_em']:.1f} | {v['threshold']:.3f} | "
-                     f"{v['refusal_precision']:.3f} | {v['refusal_recall']:.3f} |")
+                     f"{v['decision_accuracy']:.3f} | {v['refusal_precision']:.3f} | {v['refusal_recall']:.3f} |")
     lines += ["", "closed: the question's own paragraph (all its chunks) is given. Refusal: the same questions over chunks "
               "without the answer (rest of the paragraph + the next paragraph). CMRC 2018 char F1/EM.", "",
               "## Training loss", "", "| step | mean loss | seconds |", "| ---: | ---: | ---: |"]
