@@ -1,0 +1,1 @@
+"""Passage stores: FAISS + bm25s files (default) or Milvus; `open_index` picks by `Settings.store`."""
