@@ -21,7 +21,7 @@ from ..types import Chunk, Document
 
 FORMAT_VERSION = 1
 LAYOUT_VERSION = 1  # chunks carry page/section since this version
-STORES = ("faiss", "milvus")
+from ..settings import STORES  # noqa: F401
 Progress = Callable[[float, str], None]
 
 
