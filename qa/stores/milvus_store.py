@@ -85,7 +85,16 @@ class MilvusStore:
             Path(uri).parent.mkdir(parents=True, exist_ok=True)
         self.uri, self.index_type, self.sparse_mode = uri, index_type.upper(), sparse
         self.passages, self.docs = f"{prefix}_passages", f"{prefix}_documents"
-        self.client = MilvusClient(uri)
+        try:
+            self.client = MilvusClient(uri)
+        except Exception as exc:  # pymilvus raises ConnectionConfigException("Open local milvus failed") for a held Lite file
+            from .base import IndexError_
+
+            if is_local(uri):
+                raise IndexError_(f"cannot open the Milvus Lite file {uri} ({exc}): Milvus Lite is single-process and "
+                                  f"another process probably has it open; stop it, or serve several processes from a "
+                                  f"Milvus server (QA_MILVUS_URI=http://host:19530)") from exc
+            raise IndexError_(f"cannot reach Milvus at {uri} ({exc})") from exc
         self._loaded = False
 
     @classmethod
