@@ -70,7 +70,7 @@ def agreement(reference, other, questions, mode: str) -> dict:
         ref5, oth5 = [p for p, _ in ref[:5]], [p for p, _ in top(other, q, mode)]
         scores = dict(ref)
         fifth = ref[min(4, len(ref) - 1)][1] if ref else 0.0
-        overlap += len(set(ref5) & set(oth5)) / max(1, len(ref5))
+        overlap += len(set(ref5) & set(oth5)) / len(ref5) if ref5 else float(not oth5)
         if set(ref5) == set(oth5):
             exact += 1
             tied += 1
