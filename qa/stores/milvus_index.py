@@ -51,7 +51,7 @@ class MilvusIndex(IndexView):
 
     def __post_init__(self):
         self.positions = {key: i for i, key in enumerate(self.keys)}
-        self.store.avgdl = self.manifest.get("avgdl", self.store.avgdl)
+        self.store.avgdl = self.manifest.get("avgdl") or self.store.avgdl
 
     def dense_search(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
         return [(self.positions[key], s) for key, s in self.store.dense_search(vector, k) if key in self.positions]
@@ -196,7 +196,14 @@ def sync_milvus(documents: list[Document], settings: Settings, embedder: Embedde
     _remove_stale_texts(settings, store)
     if progress:
         progress(1.0, f"indexed {len(documents)} documents")
-    return load_milvus_index(settings, store), stats
+    index = load_milvus_index(settings, store)
+    if settings.milvus_sparse == "weights" and index.chunks:
+        avgdl = sum(len(tokenize(c.text) or "x") for c in index.chunks) / len(index.chunks)
+        if store.avgdl is None or abs(avgdl - store.avgdl) > settings.milvus_reweight_drift * store.avgdl:  # uploads moved the average
+            store.reweight(avgdl)
+            store.write_header({**{k: v for k, v in index.manifest.items() if k != "documents"}, "avgdl": avgdl})
+            index = load_milvus_index(settings, store)
+    return index, stats
 
 
 def _commit(store: MilvusStore, docs: list[Document], current: dict) -> None:

@@ -88,7 +88,7 @@ def bm25_document_weights(text: str, avgdl: float) -> dict[int, float]:
 class MilvusStore:
     """A PassageStore (qa/stores/base.py) in Milvus. Keys are int64 primary keys (`passage_key`)."""
 
-    def __init__(self, uri: str, prefix: str = "qa", index_type: str = "FLAT", sparse: str = "tokens"):
+    def __init__(self, uri: str, prefix: str = "qa", index_type: str = "FLAT", sparse: str = "weights"):
         from pymilvus import MilvusClient
 
         logging.getLogger("pymilvus").setLevel(logging.ERROR)  # query_iterator warns on every Lite call (no mvccTs)
@@ -111,7 +111,7 @@ class MilvusStore:
                                   f"Milvus server (QA_MILVUS_URI=http://host:19530)") from exc
             raise IndexError_(f"cannot reach Milvus at {uri} ({exc})") from exc
         self._loaded = False
-        self.avgdl = 1.0  # "weights" mode: the average passage length the stored weights assume (set by the indexer)
+        self.avgdl: float | None = None  # "weights": the mean passage length (tokens) stored weights assume; None: first batch's
 
     @classmethod
     def from_settings(cls, settings) -> "MilvusStore":
@@ -179,6 +179,8 @@ class MilvusStore:
         self._load()
         keys = []
         rows = []
+        if self.sparse_mode == "weights" and self.avgdl is None and len(chunks):
+            self.avgdl = sum(len(tokenize(c.text) or "x") for c in chunks) / len(chunks)
         for chunk, vector in zip(chunks, np.asarray(vectors, dtype=np.float32)):
             h = content_hash.get(chunk.doc_id, "") if isinstance(content_hash, dict) else content_hash
             key = passage_key(chunk.doc_id, h, chunk.start, chunk.end)
@@ -198,6 +200,18 @@ class MilvusStore:
 
     def flush(self) -> None:
         self.client.flush(self.passages)
+
+    def reweight(self, avgdl: float, batch: int = 512) -> int:
+        """"weights" mode: rewrite every passage's BM25 weights for a new average passage length."""
+        rows = self._all(self.passages, ["pk", "doc_id", "doc_key", "chunk", "vector"])
+        self.avgdl = avgdl
+        for row in rows:
+            row["sparse"] = bm25_document_weights(row["chunk"]["text"], avgdl)
+            row["vector"] = [float(x) for x in row["vector"]]
+        for start in range(0, len(rows), batch):
+            self.client.upsert(self.passages, rows[start : start + batch])
+        self.flush()
+        return len(rows)
 
     def record_documents(self, metas: dict[str, dict]) -> None:
         """Add or replace manifest rows; call only after the documents' passages are flushed."""
