@@ -98,6 +98,9 @@ class MilvusStore:
             raise ValueError(f"milvus_sparse must be one of {', '.join(SPARSE_MODES)}, not {sparse!r}")
         if is_local(uri):
             Path(uri).parent.mkdir(parents=True, exist_ok=True)
+            # Lite's in-process gRPC server logs a traceback for every RPC it lacks (AllocTimestamp, which
+            # pymilvus calls while waiting for a new index); the client side already handles it.
+            logging.getLogger("grpc._server").setLevel(logging.CRITICAL)
         self.uri, self.index_type, self.sparse_mode = uri, index_type.upper(), sparse
         self.passages, self.docs = f"{prefix}_passages", f"{prefix}_documents"
         try:
