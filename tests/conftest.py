@@ -65,3 +65,21 @@ def serve(service):
     demo = build_app(service)
     demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
     return f"http://127.0.0.1:{port}", demo
+
+
+@pytest.fixture(scope="session")
+def torch_embedder():
+    """The bundled model on the torch backend: the reference path (the one before qa/fast_embed.py's ONNX path)."""
+    from qa.embedding import get_embedder
+    from qa.settings import load_settings
+
+    return get_embedder(load_settings(embedding_backend="torch", embedding_device="cpu"))
+
+
+@pytest.fixture(scope="session")
+def onnx_embedder():
+    """The bundled model on ONNX Runtime, int8 (the CPU default when onnxruntime is installed)."""
+    from qa.embedding import get_embedder
+    from qa.settings import load_settings
+
+    return get_embedder(load_settings(embedding_backend="onnx", embedding_int8=True))
