@@ -250,12 +250,13 @@ def markdown(r: dict) -> str:
             f"{v['speedup_vs_' + ('stateful' if ref != 'current' else 'current')]:.2f} (vs {ref}) | "
             f"{v['cpu_s_per_100']:.1f} | {v['peak_rss_after_load_mb']:.0f} / {v['peak_rss_mb']:.0f} | {v['min_cos']:.4f} | {v['mean_cos']:.4f} | "
             f"{v.get('states_min_cos', '–')} | {v.get('states_mean_cos', '–')} | {v.get('states_max_abs_diff', '–')} |")
-    lines += ["", "Speed-ups are against the variant's own reference measured on the same passages (variants limited by "
-              "`--explore-passages` are compared with the reference's time on those passages only: its time over the "
-              "whole set, scaled by passage count).", "",
+    lines += ["", "× current: the variant's passages/s over its reference's passages/s (the reference ran all passages; "
+              "variants limited by `--explore-passages` ran the first N only).", "",
               "ONNX files (built once into the cache dir from the bundled weights):", ""]
     for k, v in r["exports"].items():
         lines.append(f"- {k}: {v['bytes'] / 1e6:.1f} MB, {v['build_or_check_s']} s to build or verify")
+    for note in r.get("notes", []):
+        lines += ["", note]
     if r.get("gates"):
         lines += ["", "## Quality gates (`qa eval`, recall overall)", ""]
         for side, data in r["gates"].items():

@@ -126,8 +126,12 @@ def test_sorted_batching_returns_vectors_in_input_order(torch_embedder, onnx_emb
         finally:
             embedder.batch_size = embedder_batch
         one_by_one = np.vstack([embedder.encode_documents([t]) for t in texts])
-        assert np.min(np.sum(batched * one_by_one, axis=1)) > 0.999
-        assert np.min(np.sum(small * one_by_one, axis=1)) > 0.999
+        # int8 dynamic quantization scales activations per batch, so a vector moves slightly with its batch
+        # mates (measured: cosine >= 0.998); a row out of order would be another text's vector (cosine << 0.99).
+        floor = 0.9999 if embedder.backend == "torch" else 0.99
+        for got in (batched, small):
+            assert np.min(np.sum(got * one_by_one, axis=1)) > floor
+            assert list(np.argmax(got @ one_by_one.T, axis=1)) == list(range(len(texts)))
 
 
 def test_build_index_matches_vectors_back_to_their_chunks():
