@@ -78,7 +78,7 @@ def torch_embedder():
 
 @pytest.fixture(scope="session")
 def onnx_embedder():
-    """The bundled model on ONNX Runtime, int8 (the CPU default when onnxruntime is installed)."""
+    """The bundled model on ONNX Runtime, int8 (opt-in: QA_EMBEDDING_INT8=1; the CPU default is float32 ONNX)."""
     from qa.embedding import get_embedder
     from qa.settings import load_settings
 

@@ -196,8 +196,8 @@ def test_settings_switch_the_backend_and_the_device_falls_back_to_cpu(monkeypatc
     assert isinstance(torch_embedder.runner, fast_embed.TorchRunner)
     assert isinstance(onnx_embedder.runner, fast_embed.OnnxRunner) and onnx_embedder.runner.path.name.endswith("int8.onnx")
     if not torch.cuda.is_available():
-        default = get_embedder(load_settings(embedding_backend="auto", embedding_device="auto", embedding_int8=True))
-        assert default.backend == "onnx-int8"
+        default = get_embedder(load_settings(embedding_backend="auto", embedding_device="auto", embedding_int8=False))
+        assert default.backend == "onnx" and default.runner.path.name.endswith("fp32.onnx")
 
 
 def test_a_changed_onnx_export_is_not_trusted(onnx_embedder, tmp_path):
