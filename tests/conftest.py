@@ -101,3 +101,21 @@ def engine_service(request, tmp_path_factory, built_service):
     if reason:
         pytest.skip(reason)
     return milvus_service(built_service, tmp_path_factory.mktemp("milvus"))
+
+
+@pytest.fixture(scope="session")
+def torch_embedder():
+    """The bundled model on the torch backend: the reference path (the one before qa/fast_embed.py's ONNX path)."""
+    from qa.embedding import get_embedder
+    from qa.settings import load_settings
+
+    return get_embedder(load_settings(embedding_backend="torch", embedding_device="cpu"))
+
+
+@pytest.fixture(scope="session")
+def onnx_embedder():
+    """The bundled model on ONNX Runtime, int8 (opt-in: QA_EMBEDDING_INT8=1; the CPU default is float32 ONNX)."""
+    from qa.embedding import get_embedder
+    from qa.settings import load_settings
+
+    return get_embedder(load_settings(embedding_backend="onnx", embedding_int8=True))

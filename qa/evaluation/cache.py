@@ -28,7 +28,8 @@ class CachingEmbedder:
         self._vectors: dict[str, np.ndarray] = {}
         self._queries: dict[str, np.ndarray] = {}
         self._dirty = False
-        self._signature = json.dumps([inner.model_id, getattr(inner, "document_prompt", ""), int(inner.dim)])
+        self._signature = json.dumps([inner.model_id, getattr(inner, "document_prompt", ""), int(inner.dim)]
+                                     + ([inner.backend] if getattr(inner, "backend", "torch") != "torch" else []))
         if path is not None and path.exists():
             try:
                 with np.load(path, allow_pickle=False) as data:
@@ -94,4 +95,6 @@ class CachingEmbedder:
 
 
 def embedding_cache_path(settings: Settings) -> Path:
-    return Path(settings.cache_dir) / "eval-embeddings" / f"{slug(settings.embedding_model)}.npz"
+    backend = settings.embedding_backend
+    suffix = "" if backend == "torch" else f".{slug(backend)}{'-int8' if settings.embedding_int8 else ''}"
+    return Path(settings.cache_dir) / "eval-embeddings" / f"{slug(settings.embedding_model)}{suffix}.npz"

@@ -13,6 +13,7 @@ from collections import OrderedDict
 import numpy as np
 import torch
 
+from ..fast_embed import STATE_LAYER
 from .encoder import MAX_PASSAGE_TOKENS, PASSAGE_PREFIX
 
 
@@ -55,6 +56,8 @@ class StatefulEmbedder:
     def __init__(self, embedder, cache: StateCache, layer: int):
         self.inner, self.cache, self.layer = embedder, cache, layer
         self.model_id, self.dim, self.max_tokens = embedder.model_id, embedder.dim, embedder.max_tokens
+        self.backend = getattr(embedder, "backend", "")
+        self.batch_size = getattr(embedder, "batch_size", 16)
         st = embedder.model
         self.bert, self.tokenizer = st[0].auto_model, st.tokenizer
 
@@ -69,6 +72,13 @@ class StatefulEmbedder:
         """`texts` are already script-folded (as build_index passes them)."""
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
+        runner = getattr(self.inner, "runner", None)
+        if runner is not None and self.layer == STATE_LAYER:  # the fast path (qa/fast_embed.py): sorted batches
+            vectors, kept = runner.encode([PASSAGE_PREFIX + t for t in texts], MAX_PASSAGE_TOKENS,
+                                          self.batch_size, states=True)
+            for text, (ids, states) in zip(texts, kept):
+                self.cache.put(text, ids, states)
+            return vectors
         enc = self.tokenizer([PASSAGE_PREFIX + t for t in texts], truncation=True, max_length=MAX_PASSAGE_TOKENS,
                              padding=True, return_tensors="pt")
         out = self.bert(input_ids=enc["input_ids"], attention_mask=enc["attention_mask"], output_hidden_states=True)

@@ -105,7 +105,9 @@ def build_index(documents: list[Document], settings: Settings, embedder: Embedde
     """
     started = time.perf_counter()
     signature = chunking_signature(settings)
-    reusable = previous is not None and previous.model == embedder.model_id and previous.manifest.get("chunking") == signature
+    backend = getattr(embedder, "backend", "")
+    reusable = (previous is not None and previous.model == embedder.model_id and previous.manifest.get("chunking") == signature
+                and previous.manifest.get("embedding_backend", backend) == backend)  # no mixing of fp32 and int8 vectors
     old_vectors = previous.vectors() if reusable else None
     old_by_doc: dict[str, list[int]] = {}
     if reusable:
@@ -146,6 +148,7 @@ def build_index(documents: list[Document], settings: Settings, embedder: Embedde
         "format": FORMAT_VERSION,
         "model": embedder.model_id,
         "dim": embedder.dim,
+        "embedding_backend": backend,
         "chunking": signature,
         "documents": doc_meta,
         "built_at": time.strftime("%Y-%m-%d %H:%M:%S"),
@@ -159,10 +162,14 @@ def build_index(documents: list[Document], settings: Settings, embedder: Embedde
 
 def _embed_missing(chunks, vectors, to_embed, settings: Settings, embedder: Embedder, progress: Progress | None) -> None:
     batch = max(1, settings.embedding_batch_size)
+    # Longest first (the first batch shows the memory peak early), similar lengths together so that a batch pads
+    # little; vectors go back to their chunks by index.
+    texts = {i: fold_script(chunks[i].text) for i in to_embed}
+    to_embed = sorted(to_embed, key=lambda i: -len(texts[i]))
     with tqdm(total=len(to_embed), desc="embedding passages", unit="passage", disable=not to_embed) as bar:
         for start in range(0, len(to_embed), batch):
             ids = to_embed[start : start + batch]
-            embedded = embedder.encode_documents([fold_script(chunks[i].text) for i in ids])
+            embedded = embedder.encode_documents([texts[i] for i in ids])
             for i, vec in zip(ids, embedded):
                 vectors[i] = vec
             bar.update(len(ids))

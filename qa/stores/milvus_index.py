@@ -93,7 +93,8 @@ def _write_text(settings: Settings, doc: Document) -> None:
 
 def _header(settings: Settings, embedder: Embedder) -> dict:
     return {"format": FORMAT_VERSION, "model": embedder.model_id, "dim": embedder.dim,
-            "chunking": chunking_signature(settings), "sparse": settings.milvus_sparse}
+            "chunking": chunking_signature(settings), "sparse": settings.milvus_sparse,
+            "embedding_backend": getattr(embedder, "backend", "")}  # fp32 and int8 vectors are never mixed
 
 
 def load_milvus_index(settings: Settings, store: MilvusStore | None = None) -> MilvusIndex:
@@ -137,7 +138,8 @@ def sync_milvus(documents: list[Document], settings: Settings, embedder: Embedde
     store = store or MilvusStore.from_settings(settings)
     header = _header(settings, embedder)
     stored = store.read_manifest() if store.exists() else {"documents": {}}
-    if rebuild or ("model" in stored and any(stored.get(k) != header[k] for k in ("model", "dim", "chunking", "sparse"))):
+    if rebuild or ("model" in stored and any(stored.get(k, header[k] if k == "embedding_backend" else None) != header[k]
+                                                for k in ("model", "dim", "chunking", "sparse", "embedding_backend"))):
         store.drop()
         stored = {"documents": {}}
     store.create(embedder.dim)
@@ -151,7 +153,8 @@ def sync_milvus(documents: list[Document], settings: Settings, embedder: Embedde
     stats = {"reused_documents": len(documents) - len(todo), "embedded_documents": len(todo), "embedded_chunks": 0}
 
     reusable = (previous is not None and hasattr(previous, "vectors") and previous.model == embedder.model_id
-                and previous.manifest.get("chunking") == header["chunking"])
+                and previous.manifest.get("chunking") == header["chunking"]
+                and previous.manifest.get("embedding_backend", header["embedding_backend"]) == header["embedding_backend"])
     old_vectors = previous.vectors() if reusable else None
     count = token_counter(settings)
     plans = []
