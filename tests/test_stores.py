@@ -6,6 +6,7 @@ file costs seconds of embedding, not minutes. Milvus-only tests (crash safety, c
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -142,6 +143,12 @@ def _qa(settings, *args, **env):
             *args], {**os.environ, "PYTHONUNBUFFERED": "1", "PYTHONPATH": str(REPO), **env}
 
 
+def _embedded(log_path) -> int:
+    """Passages embedded so far, read off the progress bar ("embedding passages:  40%| | 22/54 [...")."""
+    counts = re.findall(r"embedding passages:[^\r\n]*?\|\s*(\d+)/\d+", log_path.read_text(errors="replace"))
+    return int(counts[-1]) if counts else 0
+
+
 @needs_milvus
 @pytest.mark.slow
 def test_kill_9_during_milvus_ingestion_leaves_a_consistent_index(tmp_path, built_service):
@@ -153,16 +160,15 @@ def test_kill_9_during_milvus_ingestion_leaves_a_consistent_index(tmp_path, buil
     settings = built_service.settings.with_overrides(corpus_dir=corpus, index_dir=tmp_path / "index", store="milvus",
                                                      reader="heuristic")
     log_path = tmp_path / "index.log"
-    cmd, env = _qa(settings, "index", "--store", "milvus", QA_MILVUS_FLUSH_ROWS="8", QA_EMBEDDING_BATCH_SIZE="4",
+    cmd, env = _qa(settings, "index", "--store", "milvus", QA_MILVUS_FLUSH_ROWS="8", QA_EMBEDDING_BATCH_SIZE="2",
                    QA_READER="heuristic")
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
     try:
         deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and proc.poll() is None and "passage/s" not in log_path.read_text(errors="replace"):
-            time.sleep(0.1)
+        while time.monotonic() < deadline and proc.poll() is None and _embedded(log_path) < 12:
+            time.sleep(0.02)  # kill once a few commits of 8 passages are in (the bar counts embedded passages)
         assert proc.poll() is None, f"qa index ended before it could be killed:\n{log_path.read_text(errors='replace')[-2000:]}"
-        time.sleep(4.0)  # a few commits of 8 passages in (embedding all takes ~10 s here)
         os.kill(proc.pid, signal.SIGKILL)
         assert proc.wait(timeout=30) == -signal.SIGKILL
     finally:
