@@ -10,7 +10,7 @@ import time
 
 from .loader import DocumentError
 from .protocols import ReaderUnavailableError
-from .settings import READERS, settings_from_args
+from .settings import READERS, STORES, settings_from_args
 from .store import IndexError_
 
 EXIT_USAGE = 2
@@ -28,12 +28,19 @@ def cmd_index(args) -> int:
     settings = settings_from_args(args)
     service = QAService(settings)
     if not args.rebuild:
-        try:
-            from .store import load_index
+        from .stores import open_index
 
-            service.index = load_index(settings.index_dir, settings)
+        try:
+            service.index = open_index(settings)
         except IndexError_ as exc:
             print(f"note: {exc}; building from scratch", file=sys.stderr)
+            if settings.store == "milvus":  # migrating: the FAISS index's vectors are reused, nothing re-embedded
+                from .stores.faiss_store import load_index
+
+                try:
+                    service.index = load_index(settings.index_dir, settings)
+                except IndexError_:
+                    pass
     report = service.reindex(rebuild=args.rebuild)
     for problem in report.problems:
         print(f"skipped: {problem}", file=sys.stderr)
@@ -169,11 +176,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--llm-model", help="model name at that endpoint (env QA_LLM_MODEL)")
     parser.add_argument("--reader", choices=READERS, default=None,
                         help="answer reader: the trained neural reader (default) or the heuristic sentence scorer (env QA_READER)")
+    parser.add_argument("--store", choices=STORES, default=None,
+                        help="where passages live: faiss files (default) or milvus at QA_MILVUS_URI (env QA_STORE)")
     parser.add_argument("-v", "--verbose", action="store_true")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("index", help="build or update the index of the corpus")
     p.add_argument("--rebuild", action="store_true", help="re-embed every document")
+    p.add_argument("--store", choices=STORES, default=argparse.SUPPRESS,
+                   help="where passages live: faiss files (default) or milvus (QA_MILVUS_URI; env QA_STORE)")
     p.set_defaults(func=cmd_index)
 
     p = sub.add_parser("ask", help="ask a question")

@@ -25,7 +25,9 @@ from .ingest.corpus import extraction_cache, load_documents
 from .layout import annotate_answer
 from .retriever import HybridRetriever
 from .settings import READERS, Settings, load_settings
-from .store import IndexCorruptError, IndexMissingError, Progress, SearchIndex, build_index, load_index, save_index
+from .stores import open_index
+from .stores.base import IndexCorruptError, IndexMissingError, IndexView, Progress
+from .stores.faiss_store import build_index, save_index
 from .text import strip_control
 from .types import Answer, Document
 
@@ -100,7 +102,7 @@ def make_reader(settings: Settings, embedder: Embedder, aliases: AliasLexicon, c
 
 
 class QAService:
-    def __init__(self, settings: Settings | None = None, index: SearchIndex | None = None,
+    def __init__(self, settings: Settings | None = None, index: IndexView | None = None,
                  embedder: Embedder | None = None):
         self.settings = settings or load_settings()
         self._embedder = embedder
@@ -111,6 +113,7 @@ class QAService:
         self._readers: dict[str, tuple[Settings, AliasLexicon, Reader]] = {}
         self._installed: dict[str, Reader] = {}  # readers given as objects (tests, notebooks)
         self.extracted_cache: dict[str, Document] = {}  # file fingerprint -> extracted upload, not extracted twice
+        self._checked = time.monotonic()  # when a shared (Milvus) index was last compared with the database
 
     # ------------------------------------------------------------ set-up
     @property
@@ -129,7 +132,7 @@ class QAService:
         """
         service = cls(settings)
         try:
-            service.index = load_index(service.settings.index_dir, service.settings)
+            service.index = open_index(service.settings)
         except IndexMissingError:
             if not build_if_missing:
                 raise
@@ -150,7 +153,7 @@ class QAService:
 
     def index_is_stale(self) -> bool:
         """True when corpus/ files or chunking settings differ from what the active index was built from."""
-        from .store import chunking_signature
+        from .stores.base import chunking_signature
 
         if self.index is None or self.index.manifest.get("chunking") != chunking_signature(self.settings):
             return True
@@ -163,7 +166,7 @@ class QAService:
         with self._lock:
             started = time.perf_counter()
             documents, problems = self.load_documents(reuse_extraction=not rebuild)
-            report = self._install(documents, None if rebuild else self.index, progress)
+            report = self._install(documents, None if rebuild else self.index, progress, rebuild=rebuild)
             self.extracted_cache.clear()  # now kept with the index
             report.problems = problems
             report.seconds = round(time.perf_counter() - started, 3)
@@ -180,12 +183,20 @@ class QAService:
         with self._lock:
             return self._install(documents, None, progress, persist=persist)
 
-    def _install(self, documents, previous, progress, persist: bool = True) -> IndexReport:
+    def _install(self, documents, previous, progress, persist: bool = True, rebuild: bool = False) -> IndexReport:
         started = time.perf_counter()
-        index, stats = build_index(documents, self.settings, self._indexing_embedder(), previous, progress)
-        if persist:
-            save_index(index, self.settings.index_dir)
+        if persist and self.settings.store == "milvus":  # incremental, document by document, in the database
+            from .stores.milvus_index import sync_milvus
+
+            store = previous.store if getattr(previous, "store_name", "") == "milvus" else None
+            index, stats = sync_milvus(documents, self.settings, self._indexing_embedder(), rebuild=rebuild,
+                                       previous=previous, progress=progress, store=store)
+        else:
+            index, stats = build_index(documents, self.settings, self._indexing_embedder(), previous, progress)
+            if persist:
+                save_index(index, self.settings.index_dir)
         self.index = index
+        self._checked = time.monotonic()
         return IndexReport(len(documents), len(index.chunks), stats["reused_documents"], stats["embedded_documents"],
                            stats["embedded_chunks"], round(time.perf_counter() - started, 3), [])
 
@@ -232,7 +243,7 @@ class QAService:
         (the eval's pure retrieval baselines).
         """
         text = clean_question(question, self.settings)
-        index = self.index  # one reference for the whole question; re-indexing swaps in a new object
+        index = self.current_index()  # one reference for the whole question; re-indexing swaps in a new object
         if index is None:
             raise QuestionError("The index is not built yet; run `qa index` first.")
         chosen = self.reader_for(reader or self.settings.reader)
@@ -260,6 +271,21 @@ class QAService:
             answer.hits = hits[:k]
         answer.question, answer.query, answer.reader = text, query, chosen.name
         return annotate_answer(answer, index.texts)
+
+    def current_index(self) -> IndexView | None:
+        """The active index; a shared Milvus index is compared with the database at most every
+        `milvus_refresh_s` seconds and re-read when another process added or removed documents."""
+        index = self.index
+        if getattr(index, "store_name", "") != "milvus" or time.monotonic() - self._checked < self.settings.milvus_refresh_s:
+            return index
+        with self._lock:
+            self._checked = time.monotonic()
+            if self.index is index and index.store.read_manifest()["documents"] != index.documents:
+                from .stores.milvus_index import load_milvus_index
+
+                self.index = load_milvus_index(self.settings, index.store)
+                log.info("the Milvus index changed in another process: %d passages now", len(self.index.chunks))
+            return self.index
 
     @property
     def reader(self) -> Reader:

@@ -1,4 +1,4 @@
-"""Hybrid retrieval: dense (FAISS inner product) + BM25 with alias expansion, fused by RRF."""
+"""Hybrid retrieval: dense (inner product) + BM25 with alias expansion, fused by RRF; any store (qa/stores)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from .dedup import unique_hits
 from .fusion import reciprocal_rank_fusion
 from .protocols import Embedder
 from .settings import Settings
-from .store import SearchIndex
+from .stores.base import IndexView
 from .text import fold_script
 from .types import Hit
 
@@ -15,7 +15,7 @@ MODES = ("hybrid", "dense", "sparse")
 
 
 class HybridRetriever:
-    def __init__(self, index: SearchIndex, embedder: Embedder, aliases: AliasLexicon, settings: Settings):
+    def __init__(self, index: IndexView, embedder: Embedder, aliases: AliasLexicon, settings: Settings):
         self.index, self.embedder, self.aliases, self.settings = index, embedder, aliases, settings
 
     def embed_query(self, query: str):
@@ -32,7 +32,7 @@ class HybridRetriever:
             vector = self.embed_query(query) if query_vector is None else query_vector
             dense = self.index.dense_search(vector, n)
         if mode in ("hybrid", "sparse"):
-            sparse = self.index.sparse.search(self.aliases.expand(query), n)
+            sparse = self.index.sparse_search(self.aliases.expand(query), n)
         if mode == "dense":
             return self._unique([Hit(self.index.chunks[i], s, dense_rank=r) for r, (i, s) in enumerate(dense, 1)], k)
         if mode == "sparse":

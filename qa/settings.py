@@ -7,6 +7,7 @@ from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 
 READERS = ("heuristic", "neural")
+STORES = ("faiss", "milvus")
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
 
 # The bundled default: multilingual-e5-small materialized from pip packages (see qa/embedding.py).
@@ -36,6 +37,15 @@ class Settings:
     chunk_overlap_tokens: int = 40
     min_sentence_chars: int = 24  # subtitle lines shorter than this are merged into sentences
     max_sentence_chars: int = 160
+
+    # Store (qa/stores): "faiss" (files under index_dir, the default) or "milvus" (pymilvus MilvusClient).
+    store: str = "faiss"
+    milvus_uri: str = ""  # empty: index_dir/milvus.db (embedded Milvus Lite); "http://host:19530" for a server
+    milvus_collection: str = "qa"  # prefix of the two collections: <prefix>_passages, <prefix>_documents
+    milvus_index_type: str = "FLAT"  # dense index: FLAT, HNSW, IVF_FLAT (Lite also: HNSW_SQ, IVF_SQ8)
+    milvus_sparse: str = "tokens"  # BM25 terms: "tokens" (our jieba tokens, hashed) or "jieba" (Milvus' analyzer)
+    milvus_flush_rows: int = 4096  # passages upserted between flushes (a document is recorded after its flush)
+    milvus_refresh_s: float = 2.0  # a serving process re-reads the Milvus manifest at most this often
 
     # Retrieval.
     top_k: int = 5
@@ -136,4 +146,6 @@ def settings_from_args(args) -> Settings:
         overrides["llm_model"] = args.llm_model
     if getattr(args, "reader", None):
         overrides["reader"] = args.reader
+    if getattr(args, "store", None):
+        overrides["store"] = args.store
     return load_settings(**overrides)

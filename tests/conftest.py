@@ -65,3 +65,39 @@ def serve(service):
     demo = build_app(service)
     demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
     return f"http://127.0.0.1:{port}", demo
+
+
+def milvus_missing() -> str | None:
+    """Why the Milvus tests cannot run here (None when pymilvus and milvus-lite import)."""
+    try:
+        import milvus_lite  # noqa: F401
+        import pymilvus  # noqa: F401
+    except ImportError as exc:
+        return f"Milvus Lite is not installed ({exc}); `pip install -e .[test]` installs it where wheels exist"
+    return None
+
+
+def milvus_service(service, tmp_dir, **overrides):
+    """A Milvus (Lite file) copy of a built FAISS service: its vectors are migrated, nothing is re-embedded."""
+    import shutil
+
+    from qa.pipeline import QAService
+
+    corpus = tmp_dir / "corpus"
+    shutil.copytree(service.settings.corpus_dir, corpus)
+    settings = service.settings.with_overrides(corpus_dir=corpus, index_dir=tmp_dir / "index", store="milvus", **overrides)
+    clone = QAService(settings, index=service.index, embedder=service.embedder)
+    report = clone.reindex()
+    assert report.embedded_chunks == 0
+    return clone
+
+
+@pytest.fixture(scope="session", params=["faiss", "milvus"])
+def engine_service(request, tmp_path_factory, built_service):
+    """The built-in corpus indexed by each store (read-only; the Milvus one reuses the FAISS vectors)."""
+    if request.param == "faiss":
+        return built_service
+    reason = milvus_missing()
+    if reason:
+        pytest.skip(reason)
+    return milvus_service(built_service, tmp_path_factory.mktemp("milvus"))
