@@ -47,6 +47,7 @@ SIGMA = 0.02  # per-dimension noise of synthetic vectors (before renormalizing)
 SEED = 0
 K = 10
 CANDIDATES = 30
+THREADS = 1  # OMP/BLAS threads of every worker: on a shared 2-core machine, OpenMP barriers stall badly
 
 
 # ------------------------------------------------------------------ helpers (tested in tests/test_bench_scale.py)
@@ -81,9 +82,13 @@ def corpus_vectors(real: np.ndarray, n: int, sigma: float = SIGMA, seed: int = S
     return vectors, source
 
 
-def percentiles(ms: list[float]) -> dict:
+def percentiles(ms: list[float], cpu_ms: list[float] | None = None) -> dict:
     a = np.asarray(ms)
-    return {"p50_ms": round(float(np.percentile(a, 50)), 2), "p95_ms": round(float(np.percentile(a, 95)), 2)}
+    out = {"p50_ms": round(float(np.percentile(a, 50)), 2), "p95_ms": round(float(np.percentile(a, 95)), 2)}
+    if cpu_ms is not None:
+        c = np.asarray(cpu_ms)
+        out.update({"cpu_p50_ms": round(float(np.percentile(c, 50)), 2), "cpu_p95_ms": round(float(np.percentile(c, 95)), 2)})
+    return out
 
 
 def rss_bytes() -> int:
@@ -126,6 +131,13 @@ def timed(fn, *args, **kwargs):
     return out, time.perf_counter() - s
 
 
+def timed_cpu(fn, *args, **kwargs):
+    """(result, wall s, CPU s of this process, all threads): CPU time is what a shared machine distorts least."""
+    s, c = time.perf_counter(), time.process_time()
+    out = fn(*args, **kwargs)
+    return out, time.perf_counter() - s, time.process_time() - c
+
+
 # ------------------------------------------------------------------ data
 
 def load_data(n: int, real_limit: int | None = None):
@@ -139,21 +151,33 @@ def load_data(n: int, real_limit: int | None = None):
     return texts, vectors, source, qrows, qvecs, min(n, len(real))
 
 
-@lru_cache(maxsize=None)
-def _cached_tokens(text: str) -> tuple:
-    from qa.text import tokenize
-
-    return tuple(tokenize(text))
-
-
 def memoize_tokenizer() -> None:
-    """Synthetic rows repeat real texts: tokenize each distinct text once (qa.sparse uses qa.text.tokenize)."""
+    """Synthetic rows repeat real texts: tokenize each distinct text once. Both stores tokenize with
+    qa.text.tokenize (qa.sparse for bm25s, qa.stores.milvus_store for Milvus' hashed terms)."""
     import qa.sparse
+    import qa.stores.milvus_store as ms
 
-    qa.sparse.tokenize = lambda text: list(_cached_tokens(text))
+    @lru_cache(maxsize=None)
+    def tokens(text: str) -> tuple:
+        from qa.text import tokenize
+
+        return tuple(tokenize(text))
+
+    qa.sparse.tokenize = lambda text: list(tokens(text))
+    ms.tokenize = lambda text: list(tokens(text))
+    hashed = ms.hashed_terms
+    ms.hashed_terms = lru_cache(maxsize=None)(hashed)
 
 
-# ------------------------------------------------------------------ engines
+def make_chunks(texts: list[str]):
+    """One qa.types.Chunk per row (doc_id p<row>, the whole text): unique Milvus keys, ordinary FAISS chunks."""
+    from qa.types import Chunk, Sentence
+
+    return [Chunk(chunk_id=i, doc_id=f"p{i}", start=0, end=len(t), text=t, sentences=[Sentence(0, len(t))])
+            for i, t in enumerate(texts)]
+
+
+# ------------------------------------------------------------------ engines (through qa/stores)
 
 def faiss_variants(n: int) -> list[dict]:
     nlist = max(16, int(round(math.sqrt(n))))
@@ -176,7 +200,7 @@ def milvus_variants(n: int) -> list[dict]:
     ]
 
 
-def faiss_build(variant: dict, vectors: np.ndarray, path: Path) -> dict:
+def faiss_dense(variant: dict, vectors: np.ndarray) -> tuple:
     import faiss
 
     d = vectors.shape[1]
@@ -193,151 +217,139 @@ def faiss_build(variant: dict, vectors: np.ndarray, path: Path) -> dict:
         _, info["train_s"] = timed(index.train, vectors[np.sort(sample)])
         info["train_vectors"] = len(sample)
     index.add(vectors)
-    faiss.write_index(index, str(path))
-    return info
+    return index, info
 
 
-def faiss_open(variant: dict, path: Path):
-    import faiss
+def faiss_save(chunks, dense, folder: Path) -> None:
+    """qa.stores.faiss_store.save_index of a SearchIndex holding `dense` (no BM25 built: save never uses it)."""
+    from qa.settings import load_settings
+    from qa.stores.faiss_store import FORMAT_VERSION, SearchIndex, save_index
 
-    index = faiss.read_index(str(path))
-
-    def search(qvecs: np.ndarray, k: int, params: dict):
-        if "efSearch" in params:
-            index.hnsw.efSearch = params["efSearch"]
-        if "nprobe" in params:
-            index.nprobe = params["nprobe"]
-        _, ids = index.search(qvecs, k)
-        return ids
-
-    return index, search
+    index = object.__new__(SearchIndex)
+    index.manifest = {"format": FORMAT_VERSION, "model": load_settings().embedding_model, "dim": dense.d,
+                      "chunking": {}, "documents": {}}
+    index.chunks, index.dense, index.texts = chunks, dense, {}
+    save_index(index, folder)
 
 
-MILVUS_COLLECTION = "passages"
+def set_faiss_params(dense, params: dict) -> None:
+    if "efSearch" in params:
+        dense.hnsw.efSearch = params["efSearch"]
+    if "nprobe" in params:
+        dense.nprobe = params["nprobe"]
 
 
-def milvus_client(path: Path):
-    from pymilvus import MilvusClient
+def milvus_store(path: Path, variant: dict):
+    import qa.stores.milvus_store as ms
 
-    return MilvusClient(str(path))
+    ms.DENSE_INDEXES[variant["kind"]] = dict(variant["params"])
+    return ms.MilvusStore(str(path), prefix="bench", index_type=variant["kind"], sparse="tokens")
 
 
-def milvus_create(client, dim: int, variant: dict) -> None:
-    from pymilvus import DataType, Function, FunctionType
+def milvus_reindex(store, variant: dict) -> None:
+    """Replace the dense index of the passages collection (rows stay)."""
+    import qa.stores.milvus_store as ms
 
-    schema = client.create_schema(auto_id=False)
-    schema.add_field("id", DataType.INT64, is_primary=True)
-    schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
-    schema.add_field("text", DataType.VARCHAR, max_length=16384, enable_analyzer=True,
-                     analyzer_params={"tokenizer": "jieba"})
-    schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
-    schema.add_function(Function(name="bm25", function_type=FunctionType.BM25, input_field_names=["text"],
-                                 output_field_names=["sparse"]))
+    client, name = store.client, store.passages
+    client.release_collection(name)
+    client.drop_index(name, "vector")
     params = client.prepare_index_params()
     params.add_index(field_name="vector", index_type=variant["kind"], metric_type="IP", params=variant["params"])
-    params.add_index(field_name="sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25")
-    client.create_collection(MILVUS_COLLECTION, schema=schema, index_params=params)
-
-
-def milvus_reindex(client, variant: dict) -> None:
-    client.release_collection(MILVUS_COLLECTION)
-    client.drop_index(MILVUS_COLLECTION, "vector")
-    params = client.prepare_index_params()
-    params.add_index(field_name="vector", index_type=variant["kind"], metric_type="IP", params=variant["params"])
-    client.create_index(MILVUS_COLLECTION, params)
-    client.load_collection(MILVUS_COLLECTION)
+    client.create_index(name, params)
+    client.load_collection(name)
+    store.index_type = variant["kind"]
+    ms.DENSE_INDEXES[variant["kind"]] = dict(variant["params"])
 
 
 # ------------------------------------------------------------------ workers (one subprocess each)
 
+def exact_ids(out_dir: Path, size: int, vectors: np.ndarray, qvecs: np.ndarray) -> None:
+    import faiss
+
+    path = out_dir.parent / f"exact-{size}.npy"
+    if not path.exists():
+        exact = faiss.IndexFlatIP(vectors.shape[1])
+        exact.add(vectors)
+        _, gt = exact.search(qvecs, CANDIDATES)
+        np.save(path, gt)
+
+
 def worker_build(args) -> dict:
+    import faiss
+
     out_dir = Path(args.workdir)
     out_dir.mkdir(parents=True, exist_ok=True)
     base_rss = rss_bytes()
     texts, vectors, source, qrows, qvecs, n_real = load_data(args.size, args.real)
-    data_rss = rss_bytes()
+    chunks = make_chunks(texts)
     result = {"engine": args.engine, "size": args.size, "real": n_real, "synthetic": args.size - n_real,
-              "rss_python_bytes": base_rss, "rss_with_data_bytes": data_rss, "variants": {}}
-    import faiss
-
-    result["faiss_threads"] = faiss.omp_get_max_threads()
-    exact_path = out_dir.parent / f"exact-{args.size}.npy"
-    if not exact_path.exists():
-        exact = faiss.IndexFlatIP(vectors.shape[1])
-        exact.add(vectors)
-        _, gt = exact.search(qvecs, CANDIDATES)
-        np.save(exact_path, gt)
-        del exact
-        gc.collect()
+              "rss_python_bytes": base_rss, "rss_with_data_bytes": rss_bytes(), "variants": {},
+              "faiss_threads": faiss.omp_get_max_threads()}
+    exact_ids(out_dir, args.size, vectors, qvecs)
+    gc.collect()
     if args.engine == "faiss":
         for variant in faiss_variants(args.size):
-            path = out_dir / f"dense-{variant['name']}.faiss"
+            folder = out_dir / variant["name"]
             with PeakRss() as peak:
-                info, seconds = timed(faiss_build, variant, vectors, path)
-            result["variants"][variant["name"]] = {**info, "build_s": round(seconds, 2), "peak_rss_bytes": peak.peak,
-                                                   "disk_bytes": disk_bytes(path)}
+                (dense, info), dense_s, dense_cpu = timed_cpu(faiss_dense, variant, vectors)
+                _, save_s, save_cpu = timed_cpu(faiss_save, chunks, dense, folder)
+            result["variants"][variant["name"]] = {**info, "dense_build_s": round(dense_s, 2), "save_s": round(save_s, 2),
+                                                   "build_s": round(dense_s + save_s, 2),
+                                                   "build_cpu_s": round(dense_cpu + save_cpu, 2), "peak_rss_bytes": peak.peak,
+                                                   "disk_bytes": disk_bytes(folder),
+                                                   "dense_file_bytes": disk_bytes(next(folder.glob("builds/*/dense.faiss")))}
             print(json.dumps({variant["name"]: result["variants"][variant["name"]]}), flush=True)
+            del dense
             gc.collect()
-        # sparse: qa.sparse.SparseIndex (bm25s over jieba tokens), as the app builds it at load time
-        memoize_tokenizer()
-        distinct = len({id(t) for t in texts})
-        with PeakRss() as peak:
-            _, tok_s = timed(lambda: [_cached_tokens(t) for t in dict.fromkeys(texts)])
-            from qa.sparse import SparseIndex
+        return result
 
-            _, bm25_s = timed(SparseIndex, texts)
-        result["sparse"] = {"tokenize_s": round(tok_s, 2), "distinct_texts": distinct,
-                            "tokenize_passages_per_s": round(distinct / tok_s, 1), "bm25_index_s": round(bm25_s, 2),
-                            "peak_rss_bytes": peak.peak}
-    else:
-        from pymilvus import MilvusClient  # noqa: F401
-
-        variants = milvus_variants(args.size)
-        db = out_dir / "milvus.db"
-        shutil.rmtree(db, ignore_errors=True)
-        client = milvus_client(db)
-        milvus_create(client, vectors.shape[1], variants[0])
-        batch = args.milvus_batch
-        deadline = time.perf_counter() + args.milvus_insert_limit_s
-        inserted = 0
+    memoize_tokenizer()
+    variants = milvus_variants(args.size)
+    db = out_dir / "milvus.db"
+    shutil.rmtree(db, ignore_errors=True)
+    store = milvus_store(db, variants[0])
+    store.create(vectors.shape[1])
+    batch = args.milvus_batch
+    deadline = time.perf_counter() + args.milvus_insert_limit_s
+    inserted = 0
+    with PeakRss() as peak:
+        started, cpu0 = time.perf_counter(), time.process_time()
+        for start in range(0, args.size, batch):
+            end = min(args.size, start + batch)
+            store.add(chunks[start:end], vectors[start:end], "", flush=False, batch=batch)
+            inserted = end
+            if (inserted // batch) % 10 == 0:
+                print(json.dumps({"inserted": inserted, "s": round(time.perf_counter() - started, 1)}), flush=True)
+            if time.perf_counter() > deadline and inserted < args.size:
+                break
+        insert_s, insert_cpu = time.perf_counter() - started, time.process_time() - cpu0
+        result["insert"] = {"rows": inserted, "seconds": round(insert_s, 1), "cpu_s": round(insert_cpu, 1),
+                            "rows_per_s": round(inserted / insert_s, 1), "rows_per_cpu_s": round(inserted / insert_cpu, 1),
+                            "batch": batch}
+        if inserted < args.size:
+            result["not_run"] = (f"Milvus Lite upsert stopped after {args.milvus_insert_limit_s:.0f} s at {inserted:,} of "
+                                 f"{args.size:,} rows ({inserted / insert_s:.0f} rows/s wall, {inserted / insert_cpu:.0f} rows per CPU s)")
+            store.close()
+            return result
+        _, flush_s, flush_cpu = timed_cpu(store.flush)
+    result["insert"].update({"flush_s": round(flush_s, 1), "peak_rss_bytes": peak.peak})
+    result["variants"][variants[0]["name"]] = {"build_s": round(insert_s + flush_s, 2),
+                                               "build_cpu_s": round(insert_cpu + flush_cpu, 2), "peak_rss_bytes": peak.peak,
+                                               "disk_bytes": disk_bytes(db)}
+    store.client.release_collection(store.passages)
+    shutil.copytree(db, out_dir / f"milvus-{variants[0]['name']}.db")
+    for variant in variants[1:]:
         with PeakRss() as peak:
-            started = time.perf_counter()
-            for start in range(0, args.size, batch):
-                end = min(args.size, start + batch)
-                client.insert(MILVUS_COLLECTION, [{"id": i, "vector": vectors[i].tolist(), "text": texts[i]}
-                                                  for i in range(start, end)])
-                inserted = end
-                if inserted % (batch * 20) == 0:
-                    print(json.dumps({"inserted": inserted, "s": round(time.perf_counter() - started, 1)}), flush=True)
-                if time.perf_counter() > deadline and inserted < args.size:
-                    break
-            insert_s = time.perf_counter() - started
-            if inserted < args.size:
-                result["not_run"] = (f"insert stopped after {args.milvus_insert_limit_s:.0f} s at {inserted} rows "
-                                     f"({inserted / insert_s:.0f} rows/s)")
-                result["insert"] = {"rows": inserted, "seconds": round(insert_s, 1), "rows_per_s": round(inserted / insert_s, 1)}
-                client.close()
-                return result
-            _, flush_s = timed(client.flush, MILVUS_COLLECTION)
-            _, load_s = timed(client.load_collection, MILVUS_COLLECTION)
-        result["insert"] = {"rows": inserted, "seconds": round(insert_s, 1), "rows_per_s": round(inserted / insert_s, 1),
-                            "flush_s": round(flush_s, 1), "first_load_s": round(load_s, 1), "batch": batch,
-                            "peak_rss_bytes": peak.peak}
-        result["variants"][variants[0]["name"]] = {"build_s": round(insert_s + flush_s + load_s, 2),
-                                                   "peak_rss_bytes": peak.peak, "disk_bytes": disk_bytes(db)}
-        client.release_collection(MILVUS_COLLECTION)
-        shutil.copytree(db, out_dir / f"milvus-{variants[0]['name']}.db")
-        for variant in variants[1:]:
-            with PeakRss() as peak:
-                _, seconds = timed(milvus_reindex, client, variant)
-            result["variants"][variant["name"]] = {"index_build_s": round(seconds, 2),
-                                                   "build_s": round(insert_s + flush_s + seconds, 2),
-                                                   "peak_rss_bytes": peak.peak, "disk_bytes": disk_bytes(db)}
-            client.release_collection(MILVUS_COLLECTION)
-            shutil.copytree(db, out_dir / f"milvus-{variant['name']}.db")
-            print(json.dumps({variant["name"]: result["variants"][variant["name"]]}), flush=True)
-        client.close()
-        shutil.rmtree(db, ignore_errors=True)
+            _, seconds, cpu = timed_cpu(milvus_reindex, store, variant)
+        result["variants"][variant["name"]] = {"index_build_s": round(seconds, 2), "index_build_cpu_s": round(cpu, 2),
+                                               "build_s": round(insert_s + flush_s + seconds, 2),
+                                               "build_cpu_s": round(insert_cpu + flush_cpu + cpu, 2),
+                                               "peak_rss_bytes": peak.peak, "disk_bytes": disk_bytes(db)}
+        store.client.release_collection(store.passages)
+        shutil.copytree(db, out_dir / f"milvus-{variant['name']}.db")
+        print(json.dumps({variant["name"]: result["variants"][variant["name"]]}), flush=True)
+    store.close()
+    shutil.rmtree(db, ignore_errors=True)
     return result
 
 
@@ -353,81 +365,70 @@ def worker_query(args) -> dict:
     qvecs, qrows = qvecs[: args.queries], qrows[: args.queries]
     questions = [q["question"] for q in qrows]
     exact = np.load(out_dir.parent / f"exact-{args.size}.npy")[: len(qvecs)]
+    memoize_tokenizer()
     gc.collect()
     base_rss = rss_bytes()
     result = {"engine": args.engine, "size": args.size, "variant": args.variant, "queries": len(qvecs),
               "rss_before_load_bytes": base_rss}
 
-    def measure(fn, items):
-        for x in items:  # warm
+    def measure(fn, items, warm=20):
+        for x in items[:warm]:
             fn(x)
-        ms, outs = [], []
+        ms, cpu, outs = [], [], []
         for x in items:
-            s = time.perf_counter()
+            s, c = time.perf_counter(), time.process_time()
             outs.append(fn(x))
             ms.append((time.perf_counter() - s) * 1000)
-        return outs, percentiles(ms)
+            cpu.append((time.process_time() - c) * 1000)
+        return outs, percentiles(ms, cpu)
 
     def fuse(d_ids, s_ids):
         return reciprocal_rank_fusion([list(d_ids), list(s_ids)], k=settings.rrf_k,
                                       weights=[settings.dense_weight, settings.sparse_weight])[:K]
 
     if args.engine == "faiss":
+        from qa.stores.faiss_store import load_index
+
         variant = next(v for v in faiss_variants(args.size) if v["name"] == args.variant)
-        (index, search), load_s = timed(faiss_open, variant, out_dir / f"dense-{variant['name']}.faiss")
-        result["load_s"] = round(load_s, 2)
-        result["rss_dense_bytes"] = rss_bytes() - base_rss
-        runs = []
-        for params in variant["search"]:
-            ids, lat = measure(lambda q: search(q.reshape(1, -1), CANDIDATES, params)[0], list(qvecs))
-            runs.append({"params": params, "dense": lat, "recall_at_10": round(recall_at_k(np.array(ids), exact), 4),
-                         "_ids": ids})
-        if args.sparse:
-            texts, _, _, _, _, _ = load_data(args.size, args.real)  # texts only; vectors are dropped below
-            gc.collect()
-            memoize_tokenizer()
-            before = rss_bytes()
-            from qa.sparse import SparseIndex
-
-            sparse, sparse_s = timed(SparseIndex, texts)
-            result["sparse_build_s"] = round(sparse_s, 2)
-            result["rss_sparse_bytes"] = rss_bytes() - before
-            s_ids, result["sparse"] = measure(lambda q: [i for i, _ in sparse.search(q, CANDIDATES)], questions)
-            for run in runs:
-                # hybrid latency = dense search + sparse search + fusion, per query
-                _, run["hybrid"] = measure(
-                    lambda i: fuse(search(qvecs[i].reshape(1, -1), CANDIDATES, run["params"])[0],
-                                   [j for j, _ in sparse.search(questions[i], CANDIDATES)]), range(len(qvecs)))
-    else:
-        variant = next(v for v in milvus_variants(args.size) if v["name"] == args.variant)
-        client, connect_s = timed(milvus_client, out_dir / f"milvus-{variant['name']}.db")
-        _, load_s = timed(client.load_collection, MILVUS_COLLECTION)
-        result["load_s"] = round(connect_s + load_s, 2)
+        # the app's load: checksums, chunks.jsonl, dense index, BM25 rebuilt from the chunk texts
+        index, load_s, load_cpu = timed_cpu(load_index, out_dir / variant["name"], settings)
+        result["load_s"], result["load_cpu_s"] = round(load_s, 2), round(load_cpu, 2)
         result["rss_loaded_bytes"] = rss_bytes() - base_rss
+        dense = lambda q: [i for i, _ in index.dense_search(q, CANDIDATES)]  # noqa: E731
+        sparse = lambda text: [i for i, _ in index.sparse_search(text, CANDIDATES)]  # noqa: E731
+        set_params = lambda params: set_faiss_params(index.dense, params)  # noqa: E731
+    else:
+        import qa.stores.milvus_store as ms
 
-        def dense(q, params):
-            r = client.search(MILVUS_COLLECTION, data=[q.tolist()], anns_field="vector", limit=CANDIDATES,
-                              output_fields=["id"], search_params={"metric_type": "IP", "params": params})
-            return [h["id"] for h in r[0]]
+        variant = next(v for v in milvus_variants(args.size) if v["name"] == args.variant)
+        store, connect_s, connect_cpu = timed_cpu(milvus_store, out_dir / f"milvus-{variant['name']}.db", variant)
+        _, load_s, load_cpu = timed_cpu(store._load)
+        result["load_s"], result["load_cpu_s"] = round(connect_s + load_s, 2), round(connect_cpu + load_cpu, 2)
+        result["rss_loaded_bytes"] = rss_bytes() - base_rss
+        texts, *_ = load_data(args.size, args.real)
+        keys = {ms.passage_key(f"p{i}", "", 0, len(t)): i for i, t in enumerate(texts)}
+        del texts
+        gc.collect()
+        dense = lambda q: [keys[k] for k, _ in store.dense_search(q, CANDIDATES)]  # noqa: E731
+        sparse = lambda text: [keys[k] for k, _ in store.sparse_search(text, CANDIDATES)]  # noqa: E731
 
-        def sparse(text):
-            r = client.search(MILVUS_COLLECTION, data=[text], anns_field="sparse", limit=CANDIDATES,
-                              output_fields=["id"], search_params={"metric_type": "BM25", "params": {}})
-            return [h["id"] for h in r[0]]
+        def set_params(params):
+            ms.SEARCH_PARAMS[variant["kind"]] = dict(params)
 
-        runs = []
-        for params in variant["search"]:
-            ids, lat = measure(lambda q: dense(q, params), list(qvecs))
-            padded = np.array([(x + [-1] * CANDIDATES)[:CANDIDATES] for x in ids])
-            runs.append({"params": params, "dense": lat, "recall_at_10": round(recall_at_k(padded, exact), 4), "_ids": ids})
-        if args.sparse:
-            _, result["sparse"] = measure(sparse, questions)
-            for run in runs:
-                _, run["hybrid"] = measure(lambda i: fuse(dense(qvecs[i], run["params"]), sparse(questions[i])),
-                                           range(len(qvecs)))
-        client.close()
-    for run in runs:
-        run.pop("_ids")
+    runs = []
+    for params in variant["search"]:
+        set_params(params)
+        ids, lat = measure(dense, list(qvecs))
+        padded = np.array([(x + [-1] * CANDIDATES)[:CANDIDATES] for x in ids])
+        runs.append({"params": params, "dense": lat, "recall_at_10": round(recall_at_k(padded, exact), 4)})
+    if args.sparse:
+        _, result["sparse"] = measure(sparse, questions)
+        for run in runs:
+            set_params(run["params"])
+            # hybrid = dense top 30 + sparse top 30 + RRF, per query
+            _, run["hybrid"] = measure(lambda i: fuse(dense(qvecs[i]), sparse(questions[i])), list(range(len(qvecs))))
+    if args.engine == "milvus":
+        store.close()
     result["runs"] = runs
     result["rss_after_queries_bytes"] = rss_bytes() - base_rss
     return result
@@ -443,7 +444,8 @@ def run_worker(argv: list[str], log: Path, timeout: float) -> dict | None:
         started = time.perf_counter()
         try:
             proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=f, text=True, timeout=timeout,
-                                  env={**os.environ, "PYTHONPATH": str(ROOT)})
+                                  env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": str(THREADS),
+                                       "MKL_NUM_THREADS": str(THREADS), "OPENBLAS_NUM_THREADS": str(THREADS)})
         except subprocess.TimeoutExpired:
             f.write(f"timeout after {timeout} s\n")
             return {"error": f"timeout after {timeout:.0f} s"}
@@ -561,6 +563,18 @@ def _nn_median(sample: np.ndarray, real: np.ndarray) -> float:
     return round(float(np.median(sims.max(1))), 4)
 
 
+def _lat(x) -> str:
+    if not x:
+        return ""
+    return f"{x['p50_ms']} / {x['p95_ms']}" + (f" ({x['cpu_p50_ms']})" if "cpu_p50_ms" in x else "")
+
+
+def _build(v: dict) -> str:
+    if "build_s" not in v:
+        return "–"
+    return f"{v['build_s']}" + (f" ({v['build_cpu_s']})" if "build_cpu_s" in v else "")
+
+
 def _mb(b) -> str:
     return "–" if b is None else f"{b / 2**20:,.0f}"
 
@@ -581,8 +595,9 @@ def markdown(r: dict) -> str:
              f"its source {d['synthetic_cosine_to_source_mean']}; for comparison the median cosine of a real passage to its "
              f"nearest other real passage is {d['real_nearest_neighbour_cosine_median']}), carrying the source's text. "
              f"{d['queries']} real questions (XQuAD zh + DRCD dev), vectors precomputed.", ""]
-    lines += ["| engine | passages (synthetic) | dense index | build s | peak RSS MB (build) | RSS MB (loaded) | disk MB | "
-              "search params | recall@10 | dense p50/p95 ms | sparse p50/p95 ms | hybrid p50/p95 ms |",
+    lines += ["Latency cells: wall p50 / p95 ms (CPU p50 ms of the process). Build: wall s (CPU s).", "",
+              "| engine | passages (synthetic) | dense index | build s | peak RSS MB (build) | RSS MB (loaded) | disk MB | "
+              "search params | recall@10 | dense | sparse | hybrid |",
               "| --- | ---: | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: |"]
     for run in r["runs"]:
         b = run["build"] or {}
@@ -596,28 +611,25 @@ def markdown(r: dict) -> str:
                 continue
             v = b["variants"].get(q["variant"], {})
             sparse_q = next((x for x in run["queries"] if x and x.get("sparse")), {})
-            loaded = q.get("rss_dense_bytes", q.get("rss_loaded_bytes"))
+            loaded = q.get("rss_loaded_bytes")
             for j, rr in enumerate(q["runs"]):
                 params = ", ".join(f"{k}={val}" for k, val in rr["params"].items()) or "exact"
                 sp = sparse_q.get("sparse") or {}
                 hy = rr.get("hybrid")
                 lines.append(
-                    f"| {run['engine']} | {label} | {q['variant']} | {v.get('build_s', '–') if j == 0 else ''} | "
+                    f"| {run['engine']} | {label} | {q['variant']} | {_build(v) if j == 0 else ''} | "
                     f"{_mb(v.get('peak_rss_bytes')) if j == 0 else ''} | {_mb(loaded) if j == 0 else ''} | "
                     f"{_mb(v.get('disk_bytes')) if j == 0 else ''} | {params} | {rr['recall_at_10']:.3f} | "
-                    f"{rr['dense']['p50_ms']} / {rr['dense']['p95_ms']} | "
-                    f"{(str(sp['p50_ms']) + ' / ' + str(sp['p95_ms'])) if sp and j == 0 and q is sparse_q else ''} | "
-                    f"{(str(hy['p50_ms']) + ' / ' + str(hy['p95_ms'])) if hy else ''} |")
-    lines += ["", "Sparse (BM25) builds:", ""]
+                    f"{_lat(rr['dense'])} | {_lat(sp) if sp and j == 0 and q is sparse_q else ''} | {_lat(hy)} |")
+    lines += ["", "Loading (a fresh process opening the saved index, as the app does) and Milvus inserts:", ""]
     for run in r["runs"]:
         b = run["build"] or {}
-        if b.get("sparse"):
-            s = b["sparse"]
-            sq = next((x for x in run["queries"] if x and x.get("sparse_build_s") is not None), {})
-            lines.append(f"- faiss engine, {run['size']:,}: qa.sparse.SparseIndex (bm25s) index {s['bm25_index_s']} s over "
-                         f"{s['distinct_texts']:,} distinct texts tokenized in {s['tokenize_s']} s "
-                         f"({s['tokenize_passages_per_s']} passages/s with jieba); rebuilt at every load "
-                         f"({sq.get('sparse_build_s')} s, +{_mb(sq.get('rss_sparse_bytes'))} MB RSS in the query process).")
+        for q in run["queries"]:
+            if q and not q.get("error"):
+                what = ("qa.stores.faiss_store.load_index: checksums, chunks.jsonl, dense index, BM25 (bm25s) rebuilt"
+                        if run["engine"] == "faiss" else "MilvusStore open + load_collection")
+                lines.append(f"- {run['engine']} {q['variant']}, {run['size']:,}: load {q['load_s']} s ({what}); "
+                             f"RSS +{_mb(q['rss_loaded_bytes'])} MB after load, +{_mb(q['rss_after_queries_bytes'])} MB after the queries.")
         if b.get("insert"):
             s = b["insert"]
             lines.append(f"- milvus, {run['size']:,}: insert {s['rows']:,} rows in {s['seconds']} s ({s['rows_per_s']} rows/s, "
