@@ -151,7 +151,7 @@ def load_data(n: int, real_limit: int | None = None):
     return texts, vectors, source, qrows, qvecs, min(n, len(real))
 
 
-def memoize_tokenizer() -> None:
+def memoize_tokenizer():
     """Synthetic rows repeat real texts: tokenize each distinct text once. Both stores tokenize with
     qa.text.tokenize (qa.sparse for bm25s, qa.stores.milvus_store for Milvus' hashed terms)."""
     import qa.sparse
@@ -163,10 +163,15 @@ def memoize_tokenizer() -> None:
 
         return tuple(tokenize(text))
 
+    saved = (qa.sparse.tokenize, ms.tokenize, ms.hashed_terms)
     qa.sparse.tokenize = lambda text: list(tokens(text))
     ms.tokenize = lambda text: list(tokens(text))
-    hashed = ms.hashed_terms
-    ms.hashed_terms = lru_cache(maxsize=None)(hashed)
+    ms.hashed_terms = lru_cache(maxsize=None)(ms.hashed_terms)
+
+    def restore():  # queries are tokenized afresh, as in the app
+        qa.sparse.tokenize, ms.tokenize, ms.hashed_terms = saved
+
+    return restore
 
 
 def make_chunks(texts: list[str]):
@@ -183,9 +188,9 @@ def faiss_variants(n: int) -> list[dict]:
     nlist = max(16, int(round(math.sqrt(n))))
     return [
         {"name": "flat", "kind": "flat", "search": [{}]},
+        {"name": f"ivf{nlist}", "kind": "ivf", "nlist": nlist, "search": [{"nprobe": p} for p in (4, 16, 64) if p < nlist]},
         {"name": "hnsw32", "kind": "hnsw", "M": 32, "efConstruction": 40,
          "search": [{"efSearch": e} for e in (16, 64, 128)]},
-        {"name": f"ivf{nlist}", "kind": "ivf", "nlist": nlist, "search": [{"nprobe": p} for p in (4, 16, 64) if p < nlist]},
     ]
 
 
@@ -365,7 +370,7 @@ def worker_query(args) -> dict:
     qvecs, qrows = qvecs[: args.queries], qrows[: args.queries]
     questions = [q["question"] for q in qrows]
     exact = np.load(out_dir.parent / f"exact-{args.size}.npy")[: len(qvecs)]
-    memoize_tokenizer()
+    restore_tokenizer = memoize_tokenizer()  # for the index load only
     gc.collect()
     base_rss = rss_bytes()
     result = {"engine": args.engine, "size": args.size, "variant": args.variant, "queries": len(qvecs),
@@ -415,6 +420,7 @@ def worker_query(args) -> dict:
         def set_params(params):
             ms.SEARCH_PARAMS[variant["kind"]] = dict(params)
 
+    restore_tokenizer()
     runs = []
     for params in variant["search"]:
         set_params(params)
@@ -446,9 +452,19 @@ def run_worker(argv: list[str], log: Path, timeout: float) -> dict | None:
             proc = subprocess.run(cmd, stdout=subprocess.PIPE, stderr=f, text=True, timeout=timeout,
                                   env={**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": str(THREADS),
                                        "MKL_NUM_THREADS": str(THREADS), "OPENBLAS_NUM_THREADS": str(THREADS)})
-        except subprocess.TimeoutExpired:
-            f.write(f"timeout after {timeout} s\n")
-            return {"error": f"timeout after {timeout:.0f} s"}
+        except subprocess.TimeoutExpired as exc:
+            out = exc.stdout.decode() if isinstance(exc.stdout, bytes) else (exc.stdout or "")
+            f.write(out + f"timeout after {timeout:.0f} s\n")
+            done = {}
+            for line in out.splitlines():  # variants a build worker finished before the timeout
+                try:
+                    obj = json.loads(line)
+                except ValueError:
+                    continue
+                if isinstance(obj, dict) and len(obj) == 1 and isinstance(next(iter(obj.values())), dict) \
+                        and "build_s" in next(iter(obj.values())):
+                    done.update(obj)
+            return {"error": f"timeout after {timeout:.0f} s", "variants": done}
         f.write(proc.stdout)
         f.write(f"[exit {proc.returncode} after {time.perf_counter() - started:.1f} s]\n")
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
@@ -485,6 +501,8 @@ def main() -> None:
     ap.add_argument("--milvus-batch", type=int, default=2000)
     ap.add_argument("--milvus-insert-limit-s", type=float, default=1200)
     ap.add_argument("--timeout", type=float, default=3600)
+    ap.add_argument("--budget-s", type=float, default=None, help="start no worker after this many seconds; cap timeouts")
+    ap.add_argument("--milvus-max-size", type=int, default=None, help="skip Milvus above this size (reason recorded)")
     ap.add_argument("--out", type=Path, default=RESULTS / "scale.json")
     ap.add_argument("--keep", action="store_true", help="keep the built indexes in --workdir")
     # worker mode
@@ -526,24 +544,51 @@ def main() -> None:
         out.write_text(json.dumps(report, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
         out.with_suffix(".md").write_text(markdown(report), encoding="utf-8")
 
+    t_start = time.perf_counter()
+
+    def remaining() -> float:
+        return args.timeout if args.budget_s is None else min(args.timeout, args.budget_s - (time.perf_counter() - t_start))
+
     for size in args.sizes:
         for engine in args.engines:
             wd = args.workdir / f"{engine}-{size}"
             started = time.perf_counter()
+            if engine == "milvus" and args.milvus_max_size is not None and size > args.milvus_max_size:
+                rates = [r["build"]["insert"] for r in report["runs"] if r["engine"] == "milvus" and (r["build"] or {}).get("insert")]
+                why = f"skipped above {args.milvus_max_size:,} passages"
+                if rates:
+                    last = rates[-1]
+                    why += (f": the last measured Milvus Lite upsert rate, {last['rows_per_s']:,} rows/s wall "
+                            f"({last['rows_per_cpu_s']:,} rows per CPU s) at {last['rows']:,} rows, would need "
+                            f"{size / last['rows_per_s'] / 60:,.0f} min wall ({size / last['rows_per_cpu_s'] / 60:,.0f} CPU min) "
+                            f"for {size:,} rows (projection, not measured)")
+                report["runs"].append({"engine": engine, "size": size, "build": {"not_run": why}, "queries": []})
+                save()
+                continue
+            if remaining() < 60:
+                report["runs"].append({"engine": engine, "size": size, "build": {"not_run": "time budget of the run exhausted"},
+                                       "queries": []})
+                save()
+                continue
             build = run_worker(["--worker", "build", "--engine", engine, "--size", str(size), "--workdir", str(wd), "--real", str(args.real),
                                 "--milvus-batch", str(args.milvus_batch),
-                                "--milvus-insert-limit-s", str(args.milvus_insert_limit_s)], log, args.timeout)
+                                "--milvus-insert-limit-s", str(args.milvus_insert_limit_s)], log, remaining())
             entry = {"engine": engine, "size": size, "build": build, "queries": [],
                      "load_average": os.getloadavg()}
             report["runs"].append(entry)
             save()
-            if build.get("error") or build.get("not_run"):
+            if build.get("not_run") or (build.get("error") and not build.get("variants")):
                 continue
             variants = faiss_variants(size) if engine == "faiss" else milvus_variants(size)
+            variants = [v for v in variants if v["name"] in build.get("variants", {})]  # those built
             for i, variant in enumerate(variants):
+                if remaining() < 30:
+                    entry["queries"].append({"variant": variant["name"], "error": "not run: time budget of the run exhausted"})
+                    continue
                 q = run_worker(["--worker", "query", "--engine", engine, "--size", str(size), "--workdir", str(wd),
                                 "--variant", variant["name"], "--queries", str(args.queries), "--real", str(args.real)] + (["--sparse"] if i == 0 else []),
-                               log, args.timeout)
+                               log, remaining())
+                q.setdefault("variant", variant["name"])
                 entry["queries"].append(q)
                 save()
             entry["wall_s"] = round(time.perf_counter() - started, 1)
@@ -602,7 +647,9 @@ def markdown(r: dict) -> str:
     for run in r["runs"]:
         b = run["build"] or {}
         label = f"{run['size']:,} ({b.get('synthetic', run['size']):,})" if "synthetic" in b else f"{run['size']:,}"
-        if b.get("error") or b.get("not_run"):
+        if b.get("error") and b.get("variants"):
+            lines.append(f"| {run['engine']} | {run['size']:,} | (build stopped: {b['error']}; built variants below) | | | | | | | | | |")
+        elif b.get("error") or b.get("not_run"):
             lines.append(f"| {run['engine']} | {label} | – | not run: {b.get('error') or b.get('not_run')} | | | | | | | | |")
             continue
         for q in run["queries"]:
