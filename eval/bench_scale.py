@@ -184,7 +184,14 @@ def make_chunks(texts: list[str]):
 
 # ------------------------------------------------------------------ engines (through qa/stores)
 
-def faiss_variants(n: int) -> list[dict]:
+FAISS_KINDS = ("flat", "ivf", "hnsw")
+
+
+def faiss_variants(n: int, kinds=FAISS_KINDS) -> list[dict]:
+    return [v for v in _faiss_variants(n) if v["kind"] in kinds]
+
+
+def _faiss_variants(n: int) -> list[dict]:
     nlist = max(16, int(round(math.sqrt(n))))
     return [
         {"name": "flat", "kind": "flat", "search": [{}]},
@@ -293,7 +300,7 @@ def worker_build(args) -> dict:
     exact_ids(out_dir, args.size, vectors, qvecs)
     gc.collect()
     if args.engine == "faiss":
-        for variant in faiss_variants(args.size):
+        for variant in faiss_variants(args.size, args.faiss_kinds):
             folder = out_dir / variant["name"]
             with PeakRss() as peak:
                 (dense, info), dense_s, dense_cpu = timed_cpu(faiss_dense, variant, vectors)
@@ -394,7 +401,7 @@ def worker_query(args) -> dict:
     if args.engine == "faiss":
         from qa.stores.faiss_store import load_index
 
-        variant = next(v for v in faiss_variants(args.size) if v["name"] == args.variant)
+        variant = next(v for v in _faiss_variants(args.size) if v["name"] == args.variant)
         # the app's load: checksums, chunks.jsonl, dense index, BM25 rebuilt from the chunk texts
         index, load_s, load_cpu = timed_cpu(load_index, out_dir / variant["name"], settings)
         result["load_s"], result["load_cpu_s"] = round(load_s, 2), round(load_cpu, 2)
@@ -440,6 +447,84 @@ def worker_query(args) -> dict:
     return result
 
 
+def worker_micro(args) -> dict:
+    """Dense and sparse indexes measured directly (faiss, qa.sparse.SparseIndex) in one process, without the
+    store's save/load path (chunks.jsonl, checksums): for sizes where that path does not fit the time."""
+    import faiss
+    from qa.fusion import reciprocal_rank_fusion
+    from qa.settings import load_settings
+    from qa.sparse import SparseIndex
+
+    settings = load_settings()
+    out_dir = Path(args.workdir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    base = rss_bytes()
+    (texts, vectors, source, qrows, qvecs, n_real), data_s, data_cpu = timed_cpu(load_data, args.size, args.real)
+    qvecs, qrows = qvecs[: args.queries], qrows[: args.queries]
+    questions = [q["question"] for q in qrows]
+    result = {"engine": "faiss (direct)", "size": args.size, "real": n_real, "synthetic": args.size - n_real,
+              "queries": len(qvecs), "data_s": round(data_s, 1), "data_cpu_s": round(data_cpu, 1),
+              "rss_data_bytes": rss_bytes() - base, "faiss_threads": faiss.omp_get_max_threads(), "variants": {}}
+
+    def emit():
+        print("PARTIAL " + json.dumps(result), flush=True)
+
+    def measure(fn, items, warm=20):
+        for x in items[:warm]:
+            fn(x)
+        ms, cpu, outs = [], [], []
+        for x in items:
+            s, c = time.perf_counter(), time.process_time()
+            outs.append(fn(x))
+            ms.append((time.perf_counter() - s) * 1000)
+            cpu.append((time.process_time() - c) * 1000)
+        return outs, percentiles(ms, cpu)
+
+    indexes = {}
+    for variant in faiss_variants(args.size, args.faiss_kinds):
+        before = rss_bytes()
+        with PeakRss() as peak:
+            (index, info), wall, cpu = timed_cpu(faiss_dense, variant, vectors)
+        path = out_dir / f"{variant['name']}.faiss"
+        faiss.write_index(index, str(path))
+        entry = {**info, "build_s": round(wall, 2), "build_cpu_s": round(cpu, 2), "peak_rss_bytes": peak.peak,
+                 "rss_index_bytes": rss_bytes() - before, "disk_bytes": disk_bytes(path), "runs": []}
+        path.unlink()
+        for params in variant["search"]:
+            set_faiss_params(index, params)
+            ids, lat = measure(lambda q: index.search(q.reshape(1, -1), CANDIDATES)[1][0], list(qvecs))
+            ids = np.array(ids)
+            if variant["kind"] == "flat":
+                exact = ids
+            entry["runs"].append({"params": params, "dense": lat, "recall_at_10": round(recall_at_k(ids, exact), 4)})
+        result["variants"][variant["name"]] = entry
+        indexes[variant["name"]] = index
+        emit()
+        if variant["kind"] != "flat":
+            del indexes[variant["name"]], index
+            gc.collect()
+    if "flat" in indexes and args.sparse:
+        restore = memoize_tokenizer()
+        before = rss_bytes()
+        sparse, wall, cpu = timed_cpu(SparseIndex, texts)
+        restore()
+        result["sparse"] = {"build_s": round(wall, 2), "build_cpu_s": round(cpu, 2), "rss_index_bytes": rss_bytes() - before,
+                            "distinct_texts": len(set(texts))}
+        emit()
+        _, result["sparse"]["query"] = measure(lambda t: sparse.search(t, CANDIDATES), questions)
+        flat = indexes["flat"]
+
+        def hybrid(i):
+            d = flat.search(qvecs[i].reshape(1, -1), CANDIDATES)[1][0]
+            s = [j for j, _ in sparse.search(questions[i], CANDIDATES)]
+            return reciprocal_rank_fusion([list(d), s], k=settings.rrf_k,
+                                          weights=[settings.dense_weight, settings.sparse_weight])[:K]
+
+        _, result["sparse"]["hybrid_flat"] = measure(hybrid, list(range(len(qvecs))))
+        emit()
+    return result
+
+
 # ------------------------------------------------------------------ driver
 
 def run_worker(argv: list[str], log: Path, timeout: float) -> dict | None:
@@ -464,12 +549,17 @@ def run_worker(argv: list[str], log: Path, timeout: float) -> dict | None:
                 if isinstance(obj, dict) and len(obj) == 1 and isinstance(next(iter(obj.values())), dict) \
                         and "build_s" in next(iter(obj.values())):
                     done.update(obj)
+            partial = [line for line in out.splitlines() if line.startswith("PARTIAL ")]
+            if partial:
+                return {**json.loads(partial[-1][len("PARTIAL "):]), "error": f"timeout after {timeout:.0f} s"}
             return {"error": f"timeout after {timeout:.0f} s", "variants": done}
         f.write(proc.stdout)
         f.write(f"[exit {proc.returncode} after {time.perf_counter() - started:.1f} s]\n")
     lines = [line for line in proc.stdout.splitlines() if line.startswith("RESULT ")]
     if proc.returncode != 0 or not lines:
-        return {"error": f"worker failed (exit {proc.returncode}); see {log}"}
+        partial = [line for line in proc.stdout.splitlines() if line.startswith("PARTIAL ")]
+        out = json.loads(partial[-1][len("PARTIAL "):]) if partial else {}
+        return {**out, "error": f"worker failed (exit {proc.returncode}); see {log}"}
     return json.loads(lines[-1][len("RESULT "):])
 
 
@@ -506,17 +596,29 @@ def main() -> None:
     ap.add_argument("--out", type=Path, default=RESULTS / "scale.json")
     ap.add_argument("--keep", action="store_true", help="keep the built indexes in --workdir")
     # worker mode
-    ap.add_argument("--worker", choices=["build", "query"])
+    ap.add_argument("--worker", choices=["build", "query", "micro"])
+    ap.add_argument("--micro", action="store_true", help="FAISS measured directly (worker_micro), not through the store")
     ap.add_argument("--engine")
     ap.add_argument("--size", type=int)
     ap.add_argument("--variant")
     ap.add_argument("--sparse", action="store_true")
+    ap.add_argument("--faiss-kinds", nargs="+", default=list(FAISS_KINDS), choices=FAISS_KINDS)
+    ap.add_argument("--merge", type=Path, nargs="+", help="combine the runs of these result files into --out (and .md)")
     ap.add_argument("--real", type=int, default=None, help="use at most this many real passages (default: all embedded)")
     args = ap.parse_args()
 
     if args.worker:
-        result = worker_build(args) if args.worker == "build" else worker_query(args)
+        result = {"build": worker_build, "query": worker_query, "micro": worker_micro}[args.worker](args)
         print("RESULT " + json.dumps(result), flush=True)
+        return
+    if args.merge:
+        reports = [json.loads(p.read_text(encoding="utf-8")) for p in args.merge]
+        merged = {**reports[0], "command": " ; ".join(r["command"] for r in reports),
+                  "runs": sorted((run for r in reports for run in r["runs"]), key=lambda run: (run["size"], run["engine"])),
+                  "parts": [{k: r.get(k) for k in ("command", "date", "load_average_start", "load_average_end")} for r in reports]}
+        merged["load_average_end"] = reports[-1].get("load_average_end")
+        args.out.write_text(json.dumps(merged, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        args.out.with_suffix(".md").write_text(markdown(merged), encoding="utf-8")
         return
 
     import scale_data
@@ -549,6 +651,17 @@ def main() -> None:
     def remaining() -> float:
         return args.timeout if args.budget_s is None else min(args.timeout, args.budget_s - (time.perf_counter() - t_start))
 
+    if args.micro:
+        for size in args.sizes:
+            r = run_worker(["--worker", "micro", "--size", str(size), "--workdir", str(args.workdir / f"micro-{size}"),
+                            "--real", str(args.real), "--queries", str(args.queries), "--sparse",
+                            "--faiss-kinds", *args.faiss_kinds], log, remaining())
+            report["runs"].append({"engine": "faiss (direct)", "size": size, "micro": r, "load_average": os.getloadavg()})
+            save()
+        report["load_average_end"] = os.getloadavg()
+        save()
+        return
+
     for size in args.sizes:
         for engine in args.engines:
             wd = args.workdir / f"{engine}-{size}"
@@ -571,7 +684,7 @@ def main() -> None:
                 save()
                 continue
             build = run_worker(["--worker", "build", "--engine", engine, "--size", str(size), "--workdir", str(wd), "--real", str(args.real),
-                                "--milvus-batch", str(args.milvus_batch),
+                                "--faiss-kinds", *args.faiss_kinds, "--milvus-batch", str(args.milvus_batch),
                                 "--milvus-insert-limit-s", str(args.milvus_insert_limit_s)], log, remaining())
             entry = {"engine": engine, "size": size, "build": build, "queries": [],
                      "load_average": os.getloadavg()}
@@ -579,7 +692,7 @@ def main() -> None:
             save()
             if build.get("not_run") or (build.get("error") and not build.get("variants")):
                 continue
-            variants = faiss_variants(size) if engine == "faiss" else milvus_variants(size)
+            variants = faiss_variants(size, args.faiss_kinds) if engine == "faiss" else milvus_variants(size)
             variants = [v for v in variants if v["name"] in build.get("variants", {})]  # those built
             for i, variant in enumerate(variants):
                 if remaining() < 30:
@@ -606,6 +719,24 @@ def _nn_median(sample: np.ndarray, real: np.ndarray) -> float:
     sims = sample @ real.T
     sims[sims > 0.9999] = -1  # the passage itself
     return round(float(np.median(sims.max(1))), 4)
+
+
+def _micro_rows(run: dict) -> list[str]:
+    m = run["micro"] or {}
+    label = f"{run['size']:,} ({m['synthetic']:,})" if "synthetic" in m else f"{run['size']:,}"
+    if not m.get("variants"):
+        return [f"| faiss (direct) | {label} | – | not run: {m.get('error')} | | | | | | | | |"]
+    out = []
+    sp = m.get("sparse") or {}
+    for name, v in m["variants"].items():
+        for j, rr in enumerate(v["runs"]):
+            params = ", ".join(f"{k}={val}" for k, val in rr["params"].items()) or "exact"
+            first = j == 0
+            out.append(f"| faiss (direct) | {label} | {name} | {_build(v) if first else ''} | "
+                       f"{_mb(v.get('peak_rss_bytes')) if first else ''} | {'+' + _mb(v.get('rss_index_bytes')) if first else ''} | "
+                       f"{_mb(v.get('disk_bytes')) if first else ''} | {params} | {rr['recall_at_10']:.3f} | {_lat(rr['dense'])} | "
+                       f"{_lat(sp.get('query')) if name == 'flat' else ''} | {_lat(sp.get('hybrid_flat')) if name == 'flat' else ''} |")
+    return out
 
 
 def _lat(x) -> str:
@@ -645,6 +776,9 @@ def markdown(r: dict) -> str:
               "search params | recall@10 | dense | sparse | hybrid |",
               "| --- | ---: | --- | ---: | ---: | ---: | ---: | --- | ---: | ---: | ---: | ---: |"]
     for run in r["runs"]:
+        if "micro" in run:
+            lines += _micro_rows(run)
+            continue
         b = run["build"] or {}
         label = f"{run['size']:,} ({b.get('synthetic', run['size']):,})" if "synthetic" in b else f"{run['size']:,}"
         if b.get("error") and b.get("variants"):
@@ -670,18 +804,30 @@ def markdown(r: dict) -> str:
                     f"{_lat(rr['dense'])} | {_lat(sp) if sp and j == 0 and q is sparse_q else ''} | {_lat(hy)} |")
     lines += ["", "Loading (a fresh process opening the saved index, as the app does) and Milvus inserts:", ""]
     for run in r["runs"]:
+        if "micro" in run:
+            m = run["micro"]
+            sp = m.get("sparse") or {}
+            lines.append(f"- faiss (direct), {run['size']:,}: measured in one process without the store's save/load "
+                         f"(vectors generated in {m.get('data_s')} s); BM25 (qa.sparse.SparseIndex) built in "
+                         f"{sp.get('build_s', '–')} s wall, {sp.get('build_cpu_s', '–')} s CPU over {sp.get('distinct_texts', '–')} "
+                         f"distinct texts, +{_mb(sp.get('rss_index_bytes'))} MB RSS"
+                         + (f"; stopped: {m['error']}" if m.get("error") else "") + ".")
+            continue
         b = run["build"] or {}
         for q in run["queries"]:
             if q and not q.get("error"):
                 what = ("qa.stores.faiss_store.load_index: checksums, chunks.jsonl, dense index, BM25 (bm25s) rebuilt"
                         if run["engine"] == "faiss" else "MilvusStore open + load_collection")
-                lines.append(f"- {run['engine']} {q['variant']}, {run['size']:,}: load {q['load_s']} s ({what}); "
+                lines.append(f"- {run['engine']} {q['variant']}, {run['size']:,}: load {q['load_s']} s wall, "
+                             f"{q.get('load_cpu_s')} s CPU ({what}); "
                              f"RSS +{_mb(q['rss_loaded_bytes'])} MB after load, +{_mb(q['rss_after_queries_bytes'])} MB after the queries.")
         if b.get("insert"):
             s = b["insert"]
-            lines.append(f"- milvus, {run['size']:,}: insert {s['rows']:,} rows in {s['seconds']} s ({s['rows_per_s']} rows/s, "
-                         f"batches of {s.get('batch')}; jieba BM25 analysis at insert), flush {s.get('flush_s')} s, "
-                         f"first load {s.get('first_load_s')} s.")
+            lines.append(f"- milvus, {run['size']:,}: MilvusStore.add of {s['rows']:,} rows in {s['seconds']} s wall, "
+                         f"{s.get('cpu_s')} s CPU ({s['rows_per_s']} rows/s wall, {s.get('rows_per_cpu_s')} rows per CPU s; "
+                         f"batches of {s.get('batch')}; BM25 terms = our jieba tokens, hashed, computed once per distinct "
+                         f"text), flush {s.get('flush_s')} s wall."
+                         + (f" **{b['not_run']}**." if b.get("not_run") else ""))
     return "\n".join(lines) + "\n"
 
 
