@@ -758,8 +758,17 @@ def _mb(b) -> str:
 def markdown(r: dict) -> str:
     d = r["data"]
     m = r["machine"]
-    lines = ["# Scale benchmark: FAISS + bm25s vs Milvus Lite", "",
-             f"Date {r['date']}. Command: `{r['command']}`. Machine: {m['cpus']} cores ({m['arch']}), "
+    if r.get("parts"):
+        runs_text = "Runs (merged with `--merge`):\n\n" + "\n".join(
+            f"- {p['date']}: `{p['command']}`" + (f" (load average at start {', '.join(f'{x:.1f}' for x in p['load_average_start'])}"
+                                                  if p.get("load_average_start") else "")
+            + (f", at end {', '.join(f'{x:.1f}' for x in p['load_average_end'])})" if p.get("load_average_end")
+               else (")" if p.get("load_average_start") else ""))
+            for p in r["parts"]) + "\n"
+    else:
+        runs_text = f"Command: `{r['command']}`."
+    lines = ["# Scale benchmark: FAISS + bm25s vs Milvus Lite", "", runs_text, "",
+             f"Date {r['date']}. Machine: {m['cpus']} cores ({m['arch']}), "
              f"{m.get('memory_gib')} GiB RAM, shared with other jobs (load average at start "
              f"{', '.join(f'{x:.1f}' for x in r['load_average_start'])}"
              + (f"; at end {', '.join(f'{x:.1f}' for x in r['load_average_end'])}" if r.get("load_average_end") else "")
@@ -770,7 +779,18 @@ def markdown(r: dict) -> str:
              f"**synthetic**: a real vector + N(0, {d['synthetic_sigma']}²) per dimension, renormalized (mean cosine to "
              f"its source {d['synthetic_cosine_to_source_mean']}; for comparison the median cosine of a real passage to its "
              f"nearest other real passage is {d['real_nearest_neighbour_cosine_median']}), carrying the source's text. "
-             f"{d['queries']} real questions (XQuAD zh + DRCD dev), vectors precomputed.", ""]
+             f"{d['queries']} real questions (XQuAD zh + DRCD dev), vectors precomputed.", "",
+             "Notes: every worker is single-threaded (OMP_NUM_THREADS=1) and niced; CPU ms/s are process CPU time "
+             "(all threads, so Milvus Lite's in-process server counts) and are what to compare: on this shared machine "
+             "wall time was up to ~40x CPU time while other jobs ran (the 10k rows), close to it later. "
+             "Recall@10 is approximate dense top 10 vs exact top 10 on the same vectors; with synthetic rows each real "
+             "passage has up to ~490 noisy copies, so the exact top 10 is decided among near-ties and these recalls are "
+             "probably pessimistic for real text. Synthetic rows repeat real texts, so BM25 builds tokenize only the "
+             "distinct texts (jieba once per text); bm25s indexing and Milvus upserts still handle every row. "
+             "Milvus Lite 3.2.2 is a pure-Python engine run in-process (pymilvus talks gRPC to a server thread), not a "
+             "Milvus server. `faiss (direct)` rows are measured in one process without the store's save/load path; "
+             "`faiss` and `milvus` rows go through qa/stores (FAISS: save_index + load_index in a fresh process; "
+             "Milvus: MilvusStore.add, then a fresh process opening the file).", ""]
     lines += ["Latency cells: wall p50 / p95 ms (CPU p50 ms of the process). Build: wall s (CPU s).", "",
               "| engine | passages (synthetic) | dense index | build s | peak RSS MB (build) | RSS MB (loaded) | disk MB | "
               "search params | recall@10 | dense | sparse | hybrid |",
