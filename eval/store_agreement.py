@@ -47,21 +47,30 @@ def make_corpus(root: Path, articles: int) -> list[str]:
     return questions
 
 
+_VECTORS: dict[str, object] = {}
+_REFERENCE: dict[tuple, list] = {}
+
+
 def top(service, question: str, mode: str, k: int = 5) -> list[tuple[tuple, float]]:
     retriever = HybridRetriever(service.index, service.embedder, service.aliases, service.settings)
     query = service.retrieval_query(question)
-    return [((h.chunk.doc_id, h.chunk.start), h.score) for h in retriever.retrieve(query, k, mode=mode)]
+    if query not in _VECTORS:  # one embedding per question for every engine and mode
+        _VECTORS[query] = retriever.embed_query(query)
+    hits = retriever.retrieve(query, k, mode=mode, query_vector=_VECTORS[query])
+    return [((h.chunk.doc_id, h.chunk.start), h.score) for h in hits]
 
 
 def agreement(reference, other, questions, mode: str) -> dict:
     exact = tied = 0
     overlap = 0.0
     for q in questions:
-        ref = top(reference, q, mode, 30)
+        if (q, mode) not in _REFERENCE:
+            _REFERENCE[q, mode] = top(reference, q, mode, 30)
+        ref = _REFERENCE[q, mode]
         ref5, oth5 = [p for p, _ in ref[:5]], [p for p, _ in top(other, q, mode)]
         scores = dict(ref)
         fifth = ref[min(4, len(ref) - 1)][1] if ref else 0.0
-        overlap += len(set(ref5) & set(oth5)) / max(1, len(ref5))
+        overlap += len(set(ref5) & set(oth5)) / len(ref5) if ref5 else float(not oth5)
         if set(ref5) == set(oth5):
             exact += 1
             tied += 1

@@ -617,7 +617,9 @@ def _warm_up(service: QAService) -> None:
 def launch(settings: Settings | None = None, host: str | None = None, port: int | None = None, **kwargs):
     settings = settings or load_settings()
     started = time.perf_counter()
-    if (Path(settings.index_dir) / CURRENT_FILE).exists():
+    if settings.store == "milvus":
+        print(f"Opening the Milvus index at {settings.milvus_uri or Path(settings.index_dir) / 'milvus.db'}…", flush=True)
+    elif (Path(settings.index_dir) / CURRENT_FILE).exists():
         print(f"Opening the index in {settings.index_dir}…", flush=True)
     else:
         print(f"No index in {settings.index_dir} yet: building it from {settings.corpus_dir} (first start only)…",

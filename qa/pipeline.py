@@ -280,11 +280,14 @@ class QAService:
             return index
         with self._lock:
             self._checked = time.monotonic()
-            if self.index is index and index.store.read_manifest()["documents"] != index.documents:
-                from .stores.milvus_index import load_milvus_index
+            try:
+                if self.index is index and index.store.read_manifest()["documents"] != index.documents:
+                    from .stores.milvus_index import load_milvus_index
 
-                self.index = load_milvus_index(self.settings, index.store)
-                log.info("the Milvus index changed in another process: %d passages now", len(self.index.chunks))
+                    self.index = load_milvus_index(self.settings, index.store)
+                    log.info("the Milvus index changed in another process: %d passages now", len(self.index.chunks))
+            except Exception as exc:  # e.g. another process is rebuilding: keep answering from what we have
+                log.warning("could not re-read the Milvus index (%s); answering from the copy read earlier", exc)
             return self.index
 
     @property

@@ -43,8 +43,9 @@ class Settings:
     milvus_uri: str = ""  # empty: index_dir/milvus.db (embedded Milvus Lite); "http://host:19530" for a server
     milvus_collection: str = "qa"  # prefix of the two collections: <prefix>_passages, <prefix>_documents
     milvus_index_type: str = "FLAT"  # dense index: FLAT, HNSW, IVF_FLAT (Lite also: HNSW_SQ, IVF_SQ8)
-    milvus_sparse: str = "tokens"  # BM25 terms: "tokens" (our jieba tokens, hashed) or "jieba" (Milvus' analyzer)
+    milvus_sparse: str = "weights"  # BM25: "weights" (our BM25 weights, IP), "tokens" (our tokens, Milvus BM25), "jieba"
     milvus_flush_rows: int = 4096  # passages upserted between flushes (a document is recorded after its flush)
+    milvus_reweight_drift: float = 0.01  # "weights": rewrite passage weights when the average length moves this much
     milvus_refresh_s: float = 2.0  # a serving process re-reads the Milvus manifest at most this often
     # FAISS dense index: "flat" (exact IndexFlatIP, the default) or "ivf" (IndexIVFFlat, approximate), used only
     # from ivf_min_passages passages on; below that flat is as fast (eval/results/scale.md: 85 ms vs 13 ms per

@@ -11,8 +11,10 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import os
 import time
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,7 +25,7 @@ from ..chunking import chunk_document, token_counter
 from ..layout import annotate_chunks, document_from_dict, document_to_dict
 from ..protocols import Embedder
 from ..settings import Settings
-from ..text import fold_script
+from ..text import fold_script, tokenize
 from ..types import Chunk, Document
 from .base import (FORMAT_VERSION, IndexCorruptError, IndexMissingError, IndexView, Progress, chunking_signature,
                    document_meta, model_mismatch)
@@ -44,16 +46,26 @@ class MilvusIndex(IndexView):
     texts: dict[str, Document]
     keys: list[int]
     positions: dict[int, int] = field(init=False)
+    _df: Counter | None = field(default=None, init=False, repr=False)
     store_name = "milvus"
 
     def __post_init__(self):
         self.positions = {key: i for i, key in enumerate(self.keys)}
+        self.store.avgdl = self.manifest.get("avgdl") or self.store.avgdl
 
     def dense_search(self, vector: np.ndarray, k: int) -> list[tuple[int, float]]:
         return [(self.positions[key], s) for key, s in self.store.dense_search(vector, k) if key in self.positions]
 
     def sparse_search(self, query: str, k: int) -> list[tuple[int, float]]:
-        return [(self.positions[key], s) for key, s in self.store.sparse_search(query, k) if key in self.positions]
+        idf = self._idf if self.store.sparse_mode == "weights" else None
+        return [(self.positions[key], s) for key, s in self.store.sparse_search(query, k, idf) if key in self.positions]
+
+    def _idf(self, token: str) -> float:
+        """Lucene IDF over the passages of this view ("weights" mode keeps no statistics in Milvus)."""
+        if self._df is None:
+            self._df = Counter(t for c in self.chunks for t in set(tokenize(c.text) or ["\u2205"]))
+        n, df = len(self.chunks), self._df.get(token, 0)
+        return math.log(1 + (n - df + 0.5) / (df + 0.5)) if df else 0.0
 
     def read_manifest(self) -> dict:
         return self.manifest
@@ -129,7 +141,6 @@ def sync_milvus(documents: list[Document], settings: Settings, embedder: Embedde
         store.drop()
         stored = {"documents": {}}
     store.create(embedder.dim)
-    store.write_header(header)
     store.reconcile()
     current = stored["documents"]
     wanted = {d.doc_id for d in documents}
@@ -153,6 +164,11 @@ def sync_milvus(documents: list[Document], settings: Settings, embedder: Embedde
             chunks = chunk_document(doc, settings, count)
             annotate_chunks(chunks, doc)
             plans.append((doc, chunks, None))
+    if settings.milvus_sparse == "weights":  # the passage length the stored weights assume, fixed at creation
+        lengths = [len(tokenize(c.text) or "x") for _, chunks, _ in plans for c in chunks]
+        header["avgdl"] = stored.get("avgdl") or (sum(lengths) / len(lengths) if lengths else 1.0)
+        store.avgdl = header["avgdl"]
+    store.write_header(header)
     total = sum(len(c) for _, c, v in plans if v is None)
     batch = max(1, settings.embedding_batch_size)
     pending: list[Document] = []  # upserted, not yet flushed and recorded
@@ -180,7 +196,14 @@ def sync_milvus(documents: list[Document], settings: Settings, embedder: Embedde
     _remove_stale_texts(settings, store)
     if progress:
         progress(1.0, f"indexed {len(documents)} documents")
-    return load_milvus_index(settings, store), stats
+    index = load_milvus_index(settings, store)
+    if settings.milvus_sparse == "weights" and index.chunks:
+        avgdl = sum(len(tokenize(c.text) or "x") for c in index.chunks) / len(index.chunks)
+        if store.avgdl is None or abs(avgdl - store.avgdl) > settings.milvus_reweight_drift * store.avgdl:  # uploads moved the average
+            store.reweight(avgdl)
+            store.write_header({**{k: v for k, v in index.manifest.items() if k != "documents"}, "avgdl": avgdl})
+            index = load_milvus_index(settings, store)
+    return index, stats
 
 
 def _commit(store: MilvusStore, docs: list[Document], current: dict) -> None:

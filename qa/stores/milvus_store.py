@@ -16,7 +16,8 @@ import hashlib
 import json
 import logging
 from pathlib import Path
-from typing import Iterable, Sequence
+from collections import Counter
+from typing import Callable, Iterable, Sequence
 
 import numpy as np
 
@@ -32,6 +33,7 @@ DENSE_INDEXES = {  # index type -> build params (Milvus Lite 3.2.2 supports FLAT
     "IVF_FLAT": {"nlist": 128}, "IVF_SQ8": {"nlist": 128},
 }
 SEARCH_PARAMS = {"HNSW": {"ef": 128}, "HNSW_SQ": {"ef": 128}, "IVF_FLAT": {"nprobe": 16}, "IVF_SQ8": {"nprobe": 16}}
+SPARSE_MODES = ("tokens", "weights", "jieba")
 BM25_PARAMS = {"bm25_k1": 1.5, "bm25_b": 0.75}  # bm25s' defaults (Lucene BM25); Milvus' own default k1 is 1.2
 
 
@@ -70,19 +72,35 @@ def hashed_terms(text: str) -> str:
     return " ".join("t" + hashlib.blake2b(t.encode(), digest_size=8).hexdigest() for t in tokens)[:MAX_VARCHAR]
 
 
+def term_index(token: str) -> int:
+    """A token's dimension in the "weights" sparse vectors (32-bit hash; Milvus allows indices < 2**32 - 1)."""
+    return int.from_bytes(hashlib.blake2b(token.encode(), digest_size=4).digest(), "big") & 0xFFFFFFFE
+
+
+def bm25_document_weights(text: str, avgdl: float) -> dict[int, float]:
+    """The passage side of Lucene BM25 (as bm25s: k1 1.5, b 0.75) for an IP sparse field; the query side
+    carries the IDF. Exact while the average passage length stays `avgdl` (fixed when the index is created)."""
+    tokens = tokenize(text) or ["\u2205"]
+    k1, b, dl = BM25_PARAMS["bm25_k1"], BM25_PARAMS["bm25_b"], len(tokens)
+    return {term_index(t): tf / (tf + k1 * (1 - b + b * dl / max(avgdl, 1e-9))) for t, tf in Counter(tokens).items()}
+
+
 class MilvusStore:
     """A PassageStore (qa/stores/base.py) in Milvus. Keys are int64 primary keys (`passage_key`)."""
 
-    def __init__(self, uri: str, prefix: str = "qa", index_type: str = "FLAT", sparse: str = "tokens"):
+    def __init__(self, uri: str, prefix: str = "qa", index_type: str = "FLAT", sparse: str = "weights"):
         from pymilvus import MilvusClient
 
         logging.getLogger("pymilvus").setLevel(logging.ERROR)  # query_iterator warns on every Lite call (no mvccTs)
         if index_type.upper() not in DENSE_INDEXES:
             raise ValueError(f"unknown Milvus index type {index_type!r}; choose one of {', '.join(DENSE_INDEXES)}")
-        if sparse not in ("tokens", "jieba"):
-            raise ValueError(f"milvus_sparse must be 'tokens' or 'jieba', not {sparse!r}")
+        if sparse not in SPARSE_MODES:
+            raise ValueError(f"milvus_sparse must be one of {', '.join(SPARSE_MODES)}, not {sparse!r}")
         if is_local(uri):
             Path(uri).parent.mkdir(parents=True, exist_ok=True)
+            # Lite's in-process gRPC server logs a traceback for every RPC it lacks (AllocTimestamp, which
+            # pymilvus calls while waiting for a new index); the client side already handles it.
+            logging.getLogger("grpc._server").setLevel(logging.CRITICAL)
         self.uri, self.index_type, self.sparse_mode = uri, index_type.upper(), sparse
         self.passages, self.docs = f"{prefix}_passages", f"{prefix}_documents"
         try:
@@ -96,6 +114,7 @@ class MilvusStore:
                                   f"Milvus server (QA_MILVUS_URI=http://host:19530)") from exc
             raise IndexError_(f"cannot reach Milvus at {uri} ({exc})") from exc
         self._loaded = False
+        self.avgdl: float | None = None  # "weights": the mean passage length (tokens) stored weights assume; None: first batch's
 
     @classmethod
     def from_settings(cls, settings) -> "MilvusStore":
@@ -115,15 +134,18 @@ class MilvusStore:
             schema.add_field("doc_id", DataType.VARCHAR, max_length=4096)
             schema.add_field("doc_key", DataType.VARCHAR, max_length=64)
             schema.add_field("chunk", DataType.JSON)
-            analyzer = {"tokenizer": "standard"} if self.sparse_mode == "tokens" else {"tokenizer": "jieba"}
-            schema.add_field("terms", DataType.VARCHAR, max_length=MAX_VARCHAR, enable_analyzer=True, analyzer_params=analyzer)
+            if self.sparse_mode != "weights":  # Milvus computes BM25 from a text field
+                analyzer = {"tokenizer": "standard"} if self.sparse_mode == "tokens" else {"tokenizer": "jieba"}
+                schema.add_field("terms", DataType.VARCHAR, max_length=MAX_VARCHAR, enable_analyzer=True, analyzer_params=analyzer)
             schema.add_field("vector", DataType.FLOAT_VECTOR, dim=dim)
             schema.add_field("sparse", DataType.SPARSE_FLOAT_VECTOR)
-            schema.add_function(Function(name="bm25", function_type=FunctionType.BM25,
-                                         input_field_names=["terms"], output_field_names=["sparse"]))
+            if self.sparse_mode != "weights":
+                schema.add_function(Function(name="bm25", function_type=FunctionType.BM25,
+                                             input_field_names=["terms"], output_field_names=["sparse"]))
             index = self.client.prepare_index_params()
             index.add_index("vector", index_type=self.index_type, metric_type="IP", params=DENSE_INDEXES[self.index_type])
-            index.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="BM25", params=BM25_PARAMS)
+            index.add_index("sparse", index_type="SPARSE_INVERTED_INDEX", metric_type="IP" if self.sparse_mode == "weights" else "BM25",
+                            params={} if self.sparse_mode == "weights" else BM25_PARAMS)
             self.client.create_collection(self.passages, schema=schema, index_params=index, consistency_level="Strong")
         if not self.client.has_collection(self.docs):
             schema = self.client.create_schema(auto_id=False, enable_dynamic_field=False)
@@ -160,13 +182,19 @@ class MilvusStore:
         self._load()
         keys = []
         rows = []
+        if self.sparse_mode == "weights" and self.avgdl is None and len(chunks):
+            self.avgdl = sum(len(tokenize(c.text) or "x") for c in chunks) / len(chunks)
         for chunk, vector in zip(chunks, np.asarray(vectors, dtype=np.float32)):
             h = content_hash.get(chunk.doc_id, "") if isinstance(content_hash, dict) else content_hash
             key = passage_key(chunk.doc_id, h, chunk.start, chunk.end)
             keys.append(key)
-            terms = hashed_terms(chunk.text) if self.sparse_mode == "tokens" else fold_script(chunk.text)[:MAX_VARCHAR]
-            rows.append({"pk": key, "doc_id": chunk.doc_id, "doc_key": doc_key(chunk.doc_id, h), "chunk": chunk.to_dict(),
-                         "terms": terms, "vector": vector.tolist()})
+            row = {"pk": key, "doc_id": chunk.doc_id, "doc_key": doc_key(chunk.doc_id, h), "chunk": chunk.to_dict(),
+                   "vector": vector.tolist()}
+            if self.sparse_mode == "weights":
+                row["sparse"] = bm25_document_weights(chunk.text, self.avgdl)
+            else:
+                row["terms"] = hashed_terms(chunk.text) if self.sparse_mode == "tokens" else fold_script(chunk.text)[:MAX_VARCHAR]
+            rows.append(row)
         for start in range(0, len(rows), batch):
             self.client.upsert(self.passages, rows[start : start + batch])
         if flush:
@@ -175,6 +203,18 @@ class MilvusStore:
 
     def flush(self) -> None:
         self.client.flush(self.passages)
+
+    def reweight(self, avgdl: float, batch: int = 512) -> int:
+        """"weights" mode: rewrite every passage's BM25 weights for a new average passage length."""
+        rows = self._all(self.passages, ["pk", "doc_id", "doc_key", "chunk", "vector"])
+        self.avgdl = avgdl
+        for row in rows:
+            row["sparse"] = bm25_document_weights(row["chunk"]["text"], avgdl)
+            row["vector"] = [float(x) for x in row["vector"]]
+        for start in range(0, len(rows), batch):
+            self.client.upsert(self.passages, rows[start : start + batch])
+        self.flush()
+        return len(rows)
 
     def record_documents(self, metas: dict[str, dict]) -> None:
         """Add or replace manifest rows; call only after the documents' passages are flushed."""
@@ -221,6 +261,8 @@ class MilvusStore:
     # ------------------------------------------------------------ reading
     def _all(self, collection: str, fields: list[str], batch: int = 1000) -> list[dict]:
         self._load()
+        if is_local(self.uri):  # Lite returns every row to a query without limit (its iterator needs AllocTimestamp, which it lacks)
+            return list(self.client.query(collection, filter="", output_fields=fields))
         rows, iterator = [], self.client.query_iterator(collection, batch_size=batch, filter="", output_fields=fields)
         try:
             while True:
@@ -255,14 +297,22 @@ class MilvusStore:
                                     anns_field="vector", limit=k, search_params=params, output_fields=["pk"])
         return [(int(hit["pk"] if "pk" in hit else hit["id"]), float(hit["distance"])) for hit in result[0]]
 
-    def sparse_search(self, query: str, k: int) -> list[tuple[int, float]]:
-        """BM25 full-text search. Milvus Lite reports distance = -score, a server reports the score: abs()."""
+    def sparse_search(self, query: str, k: int, idf: Callable[[str], float] | None = None) -> list[tuple[int, float]]:
+        """BM25 search. Milvus Lite reports distance = -score for BM25, a server the score: abs().
+        "weights" mode needs `idf` (token -> IDF over the whole collection; MilvusIndex supplies it)."""
         self._load()
-        text = " ".join("t" + hashlib.blake2b(t.encode(), digest_size=8).hexdigest() for t in tokenize(query)) \
-            if self.sparse_mode == "tokens" else fold_script(query)
-        if not text.strip():
+        if self.sparse_mode == "weights":
+            counts = Counter(tokenize(query))
+            data = {term_index(t): (idf(t) if idf else 1.0) * n for t, n in counts.items()}
+            data = {i: w for i, w in data.items() if w > 0}
+            metric = "IP"
+        else:
+            data = " ".join("t" + hashlib.blake2b(t.encode(), digest_size=8).hexdigest() for t in tokenize(query)) \
+                if self.sparse_mode == "tokens" else fold_script(query)
+            metric = "BM25"
+        if not data or (isinstance(data, str) and not data.strip()):
             return []
-        result = self.client.search(self.passages, data=[text], anns_field="sparse", limit=k,
-                                    search_params={"metric_type": "BM25"}, output_fields=["pk"])
+        result = self.client.search(self.passages, data=[data], anns_field="sparse", limit=k,
+                                    search_params={"metric_type": metric}, output_fields=["pk"])
         hits = [(int(hit["pk"] if "pk" in hit else hit["id"]), abs(float(hit["distance"]))) for hit in result[0]]
         return [(key, score) for key, score in hits if score > 0]
