@@ -251,11 +251,11 @@ def set_faiss_params(dense, params: dict) -> None:
         dense.nprobe = params["nprobe"]
 
 
-def milvus_store(path: Path, variant: dict):
+def milvus_store(path: Path, variant: dict, sparse: str = "weights"):
     import qa.stores.milvus_store as ms
 
     ms.DENSE_INDEXES[variant["kind"]] = dict(variant["params"])
-    return ms.MilvusStore(str(path), prefix="bench", index_type=variant["kind"], sparse="tokens")
+    return ms.MilvusStore(str(path), prefix="bench", index_type=variant["kind"], sparse=sparse)
 
 
 def milvus_reindex(store, variant: dict) -> None:
@@ -284,6 +284,15 @@ def exact_ids(out_dir: Path, size: int, vectors: np.ndarray, qvecs: np.ndarray) 
         exact.add(vectors)
         _, gt = exact.search(qvecs, CANDIDATES)
         np.save(path, gt)
+
+
+def copy_db(store, db: Path, to: Path) -> None:
+    """A copy of the Milvus Lite folder for the query processes: flushed, released, and after background
+    compaction settled (a copy taken during it was once unreadable)."""
+    store.client.flush(store.passages)
+    store.client.release_collection(store.passages)
+    time.sleep(5)
+    shutil.copytree(db, to)
 
 
 def worker_build(args) -> dict:
@@ -319,7 +328,8 @@ def worker_build(args) -> dict:
     variants = milvus_variants(args.size)
     db = out_dir / "milvus.db"
     shutil.rmtree(db, ignore_errors=True)
-    store = milvus_store(db, variants[0])
+    store = milvus_store(db, variants[0], args.milvus_sparse)
+    result["milvus_sparse"] = args.milvus_sparse
     store.create(vectors.shape[1])
     batch = args.milvus_batch
     deadline = time.perf_counter() + args.milvus_insert_limit_s
@@ -348,8 +358,7 @@ def worker_build(args) -> dict:
     result["variants"][variants[0]["name"]] = {"build_s": round(insert_s + flush_s, 2),
                                                "build_cpu_s": round(insert_cpu + flush_cpu, 2), "peak_rss_bytes": peak.peak,
                                                "disk_bytes": disk_bytes(db)}
-    store.client.release_collection(store.passages)
-    shutil.copytree(db, out_dir / f"milvus-{variants[0]['name']}.db")
+    copy_db(store, db, out_dir / f"milvus-{variants[0]['name']}.db")
     for variant in variants[1:]:
         with PeakRss() as peak:
             _, seconds, cpu = timed_cpu(milvus_reindex, store, variant)
@@ -357,8 +366,7 @@ def worker_build(args) -> dict:
                                                "build_s": round(insert_s + flush_s + seconds, 2),
                                                "build_cpu_s": round(insert_cpu + flush_cpu + cpu, 2),
                                                "peak_rss_bytes": peak.peak, "disk_bytes": disk_bytes(db)}
-        store.client.release_collection(store.passages)
-        shutil.copytree(db, out_dir / f"milvus-{variant['name']}.db")
+        copy_db(store, db, out_dir / f"milvus-{variant['name']}.db")
         print(json.dumps({variant["name"]: result["variants"][variant["name"]]}), flush=True)
     store.close()
     shutil.rmtree(db, ignore_errors=True)
@@ -413,16 +421,29 @@ def worker_query(args) -> dict:
         import qa.stores.milvus_store as ms
 
         variant = next(v for v in milvus_variants(args.size) if v["name"] == args.variant)
-        store, connect_s, connect_cpu = timed_cpu(milvus_store, out_dir / f"milvus-{variant['name']}.db", variant)
+        store, connect_s, connect_cpu = timed_cpu(milvus_store, out_dir / f"milvus-{variant['name']}.db", variant,
+                                                  args.milvus_sparse)
         _, load_s, load_cpu = timed_cpu(store._load)
         result["load_s"], result["load_cpu_s"] = round(connect_s + load_s, 2), round(connect_cpu + load_cpu, 2)
         result["rss_loaded_bytes"] = rss_bytes() - base_rss
         texts, *_ = load_data(args.size, args.real)
         keys = {ms.passage_key(f"p{i}", "", 0, len(t)): i for i, t in enumerate(texts)}
+        idf = None
+        result["milvus_sparse"] = store.sparse_mode
+        if store.sparse_mode == "weights":  # as MilvusIndex._idf: document frequencies over the passages in memory
+            from collections import Counter
+
+            df, df_s, df_cpu = timed_cpu(lambda: Counter(t for x in texts for t in set(ms.tokenize(x) or ["\u2205"])))
+            result["idf_table_s"], result["idf_table_cpu_s"] = round(df_s, 2), round(df_cpu, 2)
+            n_rows = len(texts)
+
+            def idf(token):
+                d = df.get(token, 0)
+                return math.log(1 + (n_rows - d + 0.5) / (d + 0.5)) if d else 0.0
         del texts
         gc.collect()
         dense = lambda q: [keys[k] for k, _ in store.dense_search(q, CANDIDATES)]  # noqa: E731
-        sparse = lambda text: [keys[k] for k, _ in store.sparse_search(text, CANDIDATES)]  # noqa: E731
+        sparse = lambda text: [keys[k] for k, _ in store.sparse_search(text, CANDIDATES, idf)]  # noqa: E731
 
         def set_params(params):
             ms.SEARCH_PARAMS[variant["kind"]] = dict(params)
@@ -602,6 +623,7 @@ def main() -> None:
     ap.add_argument("--size", type=int)
     ap.add_argument("--variant")
     ap.add_argument("--sparse", action="store_true")
+    ap.add_argument("--milvus-sparse", default="weights", choices=["tokens", "weights", "jieba"])
     ap.add_argument("--faiss-kinds", nargs="+", default=list(FAISS_KINDS), choices=FAISS_KINDS)
     ap.add_argument("--merge", type=Path, nargs="+", help="combine the runs of these result files into --out (and .md)")
     ap.add_argument("--real", type=int, default=None, help="use at most this many real passages (default: all embedded)")
@@ -684,7 +706,7 @@ def main() -> None:
                 save()
                 continue
             build = run_worker(["--worker", "build", "--engine", engine, "--size", str(size), "--workdir", str(wd), "--real", str(args.real),
-                                "--faiss-kinds", *args.faiss_kinds, "--milvus-batch", str(args.milvus_batch),
+                                "--faiss-kinds", *args.faiss_kinds, "--milvus-sparse", args.milvus_sparse, "--milvus-batch", str(args.milvus_batch),
                                 "--milvus-insert-limit-s", str(args.milvus_insert_limit_s)], log, remaining())
             entry = {"engine": engine, "size": size, "build": build, "queries": [],
                      "load_average": os.getloadavg()}
@@ -699,7 +721,8 @@ def main() -> None:
                     entry["queries"].append({"variant": variant["name"], "error": "not run: time budget of the run exhausted"})
                     continue
                 q = run_worker(["--worker", "query", "--engine", engine, "--size", str(size), "--workdir", str(wd),
-                                "--variant", variant["name"], "--queries", str(args.queries), "--real", str(args.real)] + (["--sparse"] if i == 0 else []),
+                                "--variant", variant["name"], "--queries", str(args.queries), "--real", str(args.real),
+                                "--milvus-sparse", args.milvus_sparse] + (["--sparse"] if i == 0 else []),
                                log, remaining())
                 q.setdefault("variant", variant["name"])
                 entry["queries"].append(q)
@@ -755,6 +778,14 @@ def _mb(b) -> str:
     return "–" if b is None else f"{b / 2**20:,.0f}"
 
 
+def _engine(run: dict) -> str:
+    if run["engine"] != "milvus":
+        return run["engine"]
+    mode = (run.get("build") or {}).get("milvus_sparse") or next(
+        (q.get("milvus_sparse") for q in run.get("queries", []) if q and q.get("milvus_sparse")), None)
+    return f"milvus (sparse={mode or 'tokens'})" if (run.get("build") or {}).get("variants") else "milvus"
+
+
 def markdown(r: dict) -> str:
     d = r["data"]
     m = r["machine"]
@@ -802,13 +833,13 @@ def markdown(r: dict) -> str:
         b = run["build"] or {}
         label = f"{run['size']:,} ({b.get('synthetic', run['size']):,})" if "synthetic" in b else f"{run['size']:,}"
         if b.get("error") and b.get("variants"):
-            lines.append(f"| {run['engine']} | {run['size']:,} | (build stopped: {b['error']}; built variants below) | | | | | | | | | |")
+            lines.append(f"| {_engine(run)} | {run['size']:,} | (build stopped: {b['error']}; built variants below) | | | | | | | | | |")
         elif b.get("error") or b.get("not_run"):
-            lines.append(f"| {run['engine']} | {label} | – | not run: {b.get('error') or b.get('not_run')} | | | | | | | | |")
+            lines.append(f"| {_engine(run)} | {label} | – | not run: {b.get('error') or b.get('not_run')} | | | | | | | | |")
             continue
         for q in run["queries"]:
             if not q or q.get("error"):
-                lines.append(f"| {run['engine']} | {label} | ? | query worker failed: {(q or {}).get('error')} | | | | | | | | |")
+                lines.append(f"| {_engine(run)} | {label} | ? | query worker failed: {(q or {}).get('error')} | | | | | | | | |")
                 continue
             v = b["variants"].get(q["variant"], {})
             sparse_q = next((x for x in run["queries"] if x and x.get("sparse")), {})
@@ -818,7 +849,7 @@ def markdown(r: dict) -> str:
                 sp = sparse_q.get("sparse") or {}
                 hy = rr.get("hybrid")
                 lines.append(
-                    f"| {run['engine']} | {label} | {q['variant']} | {_build(v) if j == 0 else ''} | "
+                    f"| {_engine(run)} | {label} | {q['variant']} | {_build(v) if j == 0 else ''} | "
                     f"{_mb(v.get('peak_rss_bytes')) if j == 0 else ''} | {_mb(loaded) if j == 0 else ''} | "
                     f"{_mb(v.get('disk_bytes')) if j == 0 else ''} | {params} | {rr['recall_at_10']:.3f} | "
                     f"{_lat(rr['dense'])} | {_lat(sp) if sp and j == 0 and q is sparse_q else ''} | {_lat(hy)} |")
@@ -838,15 +869,17 @@ def markdown(r: dict) -> str:
             if q and not q.get("error"):
                 what = ("qa.stores.faiss_store.load_index: checksums, chunks.jsonl, dense index, BM25 (bm25s) rebuilt"
                         if run["engine"] == "faiss" else "MilvusStore open + load_collection")
-                lines.append(f"- {run['engine']} {q['variant']}, {run['size']:,}: load {q['load_s']} s wall, "
+                lines.append(f"- {_engine(run)} {q['variant']}, {run['size']:,}: load {q['load_s']} s wall, "
                              f"{q.get('load_cpu_s')} s CPU ({what}); "
                              f"RSS +{_mb(q['rss_loaded_bytes'])} MB after load, +{_mb(q['rss_after_queries_bytes'])} MB after the queries.")
         if b.get("insert"):
             s = b["insert"]
-            lines.append(f"- milvus, {run['size']:,}: MilvusStore.add of {s['rows']:,} rows in {s['seconds']} s wall, "
+            lines.append(f"- {_engine(run)}, {run['size']:,}: MilvusStore.add of {s['rows']:,} rows in {s['seconds']} s wall, "
                          f"{s.get('cpu_s')} s CPU ({s['rows_per_s']} rows/s wall, {s.get('rows_per_cpu_s')} rows per CPU s; "
-                         f"batches of {s.get('batch')}; BM25 terms = our jieba tokens, hashed, computed once per distinct "
-                         f"text), flush {s.get('flush_s')} s wall."
+                         f"batches of {s.get('batch')}; "
+                         + ("BM25 weights computed client-side" if b.get("milvus_sparse") == "weights"
+                            else "BM25 terms = our jieba tokens, hashed")
+                         + f", tokenized once per distinct text), flush {s.get('flush_s')} s wall."
                          + (f" **{b['not_run']}**." if b.get("not_run") else ""))
     return "\n".join(lines) + "\n"
 
