@@ -2,8 +2,11 @@
 
     python eval/scale_data.py                      # once: chunk + embed the real passages (cached)
     python eval/bench_scale.py [--sizes 10000 100000 1000000] [--engines faiss milvus] [--queries 200]
+    python eval/bench_scale.py --micro --sizes 1000000 --faiss-kinds flat ivf   # FAISS + BM25 directly, one process
+    python eval/bench_scale.py --merge part1.json part2.json ... --out eval/results/scale.json
 
-Writes eval/results/scale.json and eval/results/scale.md.
+Writes eval/results/scale.json and eval/results/scale.md (--out). The committed results merge several
+runs (eval/results/scale-*.json; each keeps its command, date and load averages): see scale.md.
 
 Passages are real public text: the paragraphs of ../shared/evaldata and ../shared/traindata,
 chunked with the project chunker and embedded with the bundled embedder (eval/scale_data.py).
