@@ -11,6 +11,7 @@ from __future__ import annotations
 import hashlib
 import json
 import logging
+import math
 import os
 import shutil
 import time
@@ -141,9 +142,7 @@ def build_index(documents: list[Document], settings: Settings, embedder: Embedde
     _embed_missing(chunks, vectors, to_embed, settings, embedder, progress)
     stats["embedded_chunks"] = len(to_embed)
     matrix = np.vstack(vectors).astype(np.float32) if vectors else np.zeros((0, embedder.dim), np.float32)
-    dense = faiss.IndexFlatIP(embedder.dim)
-    if len(matrix):
-        dense.add(matrix)
+    dense = make_dense_index(matrix, settings)
     manifest = {
         "format": FORMAT_VERSION,
         "model": embedder.model_id,
@@ -158,6 +157,31 @@ def build_index(documents: list[Document], settings: Settings, embedder: Embedde
     if progress:
         progress(1.0, f"indexed {len(documents)} documents, {len(chunks)} chunks")
     return SearchIndex(manifest=manifest, chunks=chunks, dense=dense, texts={d.doc_id: d for d in documents}), stats
+
+
+DENSE_INDEXES = ("flat", "ivf")
+
+
+def make_dense_index(matrix: np.ndarray, settings: Settings) -> faiss.Index:
+    """Exact `IndexFlatIP`; or, with `dense_index="ivf"` and at least `ivf_min_passages` vectors, an
+    `IndexIVFFlat` (nlist = sqrt(N), trained on a seeded sample of 40 * nlist vectors, direct map kept so
+    `vectors()` still works, `ivf_nprobe` lists searched). Measured in eval/results/scale.md."""
+    if settings.dense_index not in DENSE_INDEXES:
+        raise ValueError(f"unknown dense_index {settings.dense_index!r}; choose one of {', '.join(DENSE_INDEXES)}")
+    n, d = matrix.shape
+    if settings.dense_index == "ivf" and n >= max(1, settings.ivf_min_passages):
+        nlist = max(1, int(round(math.sqrt(n))))
+        index = faiss.IndexIVFFlat(faiss.IndexFlatIP(d), d, nlist, faiss.METRIC_INNER_PRODUCT)
+        sample = np.random.default_rng(0).choice(n, size=min(n, 40 * nlist), replace=False)
+        index.train(np.ascontiguousarray(matrix[np.sort(sample)]))
+        index.add(np.ascontiguousarray(matrix))
+        index.make_direct_map()
+        index.nprobe = settings.ivf_nprobe
+        return index
+    index = faiss.IndexFlatIP(d)
+    if n:
+        index.add(np.ascontiguousarray(matrix))
+    return index
 
 
 def _embed_missing(chunks, vectors, to_embed, settings: Settings, embedder: Embedder, progress: Progress | None) -> None:
@@ -238,6 +262,8 @@ def load_index(index_dir: Path, settings: Settings) -> SearchIndex:
                 raise IndexCorruptError(f"index file {build / name} is corrupted (checksum mismatch)")
         chunks = [Chunk.from_dict(json.loads(line)) for line in (build / CHUNKS_FILE).read_text(encoding="utf-8").splitlines()]
         dense = faiss.read_index(str(build / DENSE_FILE))
+        if isinstance(dense, faiss.IndexIVF):  # nprobe is a search setting, not stored in the file
+            dense.nprobe = settings.ivf_nprobe
         texts = {}
         if DOCUMENTS_FILE in manifest["files"]:
             docs = (document_from_dict(json.loads(line)) for line in (build / DOCUMENTS_FILE).read_text(encoding="utf-8").splitlines())
