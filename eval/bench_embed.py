@@ -60,7 +60,7 @@ def passages(data_dir: Path, paragraphs: int):
     from qa.chunking import chunk_document, token_counter
     from qa.evaluation.datasets import load_squad
     from qa.settings import load_settings
-    from qa.store import annotate_chunks
+    from qa.layout import annotate_chunks
 
     settings = load_settings()
     docs = load_squad(data_dir / "drcd" / "DRCD_dev.json", paragraphs=paragraphs).documents
@@ -82,7 +82,7 @@ def child(args) -> None:
     from qa.embedding import get_embedder
     from qa.neural.states import StateCache, StatefulEmbedder
     from qa.settings import load_settings
-    from qa.store import _embed_missing
+    from qa.stores.faiss_store import _embed_missing
     from qa.text import fold_script
 
     variant = args.child
