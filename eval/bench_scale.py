@@ -94,6 +94,19 @@ def percentiles(ms: list[float], cpu_ms: list[float] | None = None) -> dict:
     return out
 
 
+def measure(fn, items, warm=20):
+    """Run fn over items after `warm` warm-up calls: outputs, and wall/CPU ms percentiles per call."""
+    for x in items[:warm]:
+        fn(x)
+    ms, cpu, outs = [], [], []
+    for x in items:
+        s, c = time.perf_counter(), time.process_time()
+        outs.append(fn(x))
+        ms.append((time.perf_counter() - s) * 1000)
+        cpu.append((time.process_time() - c) * 1000)
+    return outs, percentiles(ms, cpu)
+
+
 def rss_bytes() -> int:
     with open("/proc/self/status") as f:
         for line in f:
@@ -394,17 +407,6 @@ def worker_query(args) -> dict:
     result = {"engine": args.engine, "size": args.size, "variant": args.variant, "queries": len(qvecs),
               "rss_before_load_bytes": base_rss}
 
-    def measure(fn, items, warm=20):
-        for x in items[:warm]:
-            fn(x)
-        ms, cpu, outs = [], [], []
-        for x in items:
-            s, c = time.perf_counter(), time.process_time()
-            outs.append(fn(x))
-            ms.append((time.perf_counter() - s) * 1000)
-            cpu.append((time.process_time() - c) * 1000)
-        return outs, percentiles(ms, cpu)
-
     def fuse(d_ids, s_ids):
         return reciprocal_rank_fusion([list(d_ids), list(s_ids)], k=settings.rrf_k,
                                       weights=[settings.dense_weight, settings.sparse_weight])[:K]
@@ -492,17 +494,6 @@ def worker_micro(args) -> dict:
 
     def emit():
         print("PARTIAL " + json.dumps(result), flush=True)
-
-    def measure(fn, items, warm=20):
-        for x in items[:warm]:
-            fn(x)
-        ms, cpu, outs = [], [], []
-        for x in items:
-            s, c = time.perf_counter(), time.process_time()
-            outs.append(fn(x))
-            ms.append((time.perf_counter() - s) * 1000)
-            cpu.append((time.process_time() - c) * 1000)
-        return outs, percentiles(ms, cpu)
 
     indexes = {}
     for variant in faiss_variants(args.size, args.faiss_kinds):

@@ -144,13 +144,26 @@ def test_smoke_training_lowers_the_loss_and_weights_survive_a_round_trip(embedde
         assert torch.allclose(x.clamp(min=-1e4), y.clamp(min=-1e4), atol=0.1)  # float16 weights on disk
 
 
+def closed_f1(model, lower, rs, encoded) -> list[float]:
+    """Per question: CMRC F1 of the best span in the chunk the model finds most likely, over its own paragraph."""
+    from qa.evaluation.metrics import cmrc_f1
+    from qa.neural.reading import read_passages
+
+    questions = list(rs.questions.values())
+    f1 = []
+    for q, enc in zip(questions, lower.encode([q.text for q in questions], "query")):
+        chunk_keys = rs.paragraph_chunks[q.paragraph]
+        readings = read_passages(model, enc, [encoded[k] for k in chunk_keys])
+        best = max(range(len(readings)), key=lambda i: readings[i].probability)
+        f1.append(cmrc_f1(rs.chunks[chunk_keys[best]].text[readings[best].start : readings[best].end], q.answers))
+    return f1
+
+
 SHIPPED_CMRC_DEV_F1 = 32.9  # measured with the shipped weights on this sample (float32 model, closed), 2026-11-25
 
 
 def test_shipped_weights_reach_their_stated_f1_on_a_fixed_cmrc_dev_sample(embedder):
-    from qa.evaluation.metrics import cmrc_f1
     from qa.neural.reader import DEFAULT_WEIGHTS
-    from qa.neural.reading import read_passages
     from qa.settings import load_settings
     from qa.training.data import EVAL_DIR, load_set
 
@@ -160,13 +173,7 @@ def test_shipped_weights_reach_their_stated_f1_on_a_fixed_cmrc_dev_sample(embedd
     lower = LowerEncoder.from_embedder(embedder, model.config["lower_layers"])
     keys = list(rs.chunks)
     encoded = dict(zip(keys, lower.encode([rs.chunks[k].text for k in keys], "passage")))
-    questions = list(rs.questions.values())
-    f1 = []
-    for q, enc in zip(questions, lower.encode([q.text for q in questions], "query")):
-        chunk_keys = rs.paragraph_chunks[q.paragraph]
-        readings = read_passages(model, enc, [encoded[k] for k in chunk_keys])
-        best = max(range(len(readings)), key=lambda i: readings[i].probability)
-        f1.append(cmrc_f1(rs.chunks[chunk_keys[best]].text[readings[best].start : readings[best].end], q.answers))
+    f1 = closed_f1(model, lower, rs, encoded)
     measured = 100 * float(np.mean(f1))
     print(f"closed CMRC 2018 dev F1 on the fixed 100-question sample: {measured:.1f}")
     assert len(f1) == 100 and measured >= SHIPPED_CMRC_DEV_F1 - 1.0
@@ -175,10 +182,8 @@ def test_shipped_weights_reach_their_stated_f1_on_a_fixed_cmrc_dev_sample(embedd
 def test_the_reader_keeps_its_f1_on_int8_passage_states(torch_embedder, onnx_embedder):
     """The neural reader with passage states from the ONNX int8 indexing pass (questions as always from the
     float32 lower layers): closed F1 on the fixed CMRC 2018 dev sample stays at the stated level."""
-    from qa.evaluation.metrics import cmrc_f1
     from qa.neural.encoder import EncodedText
     from qa.neural.reader import DEFAULT_WEIGHTS
-    from qa.neural.reading import read_passages
     from qa.neural.states import StateCache, StatefulEmbedder
     from qa.settings import load_settings
     from qa.training.data import EVAL_DIR, load_set
@@ -195,13 +200,7 @@ def test_the_reader_keeps_its_f1_on_int8_passage_states(torch_embedder, onnx_emb
         cached_ids, states = cache.get(fold_script(rs.chunks[k].text))
         assert np.array_equal(cached_ids, ids)
         encoded[k] = EncodedText(ids, starts, ends, states)
-    questions = list(rs.questions.values())
-    f1 = []
-    for q, enc in zip(questions, lower.encode([q.text for q in questions], "query")):
-        chunk_keys = rs.paragraph_chunks[q.paragraph]
-        readings = read_passages(model, enc, [encoded[k] for k in chunk_keys])
-        best = max(range(len(readings)), key=lambda i: readings[i].probability)
-        f1.append(cmrc_f1(rs.chunks[chunk_keys[best]].text[readings[best].start : readings[best].end], q.answers))
+    f1 = closed_f1(model, lower, rs, encoded)
     measured = 100 * float(np.mean(f1))
     print(f"closed CMRC 2018 dev F1 with int8 passage states: {measured:.1f} (float32: {SHIPPED_CMRC_DEV_F1})")
     assert len(f1) == 100 and measured >= SHIPPED_CMRC_DEV_F1 - 1.0
