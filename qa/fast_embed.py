@@ -19,7 +19,6 @@ batches and returns rows in the caller's order.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import os
@@ -29,6 +28,8 @@ from pathlib import Path
 
 import numpy as np
 import torch
+
+from .loader import file_sha256
 
 log = logging.getLogger(__name__)
 
@@ -143,14 +144,6 @@ class _Graph(torch.nn.Module):
         return _pool(out.last_hidden_state, attention_mask), out.hidden_states[STATE_LAYER]
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _export_signature(model_dir: Path, int8: bool) -> dict:
     import onnxruntime
 
@@ -165,7 +158,7 @@ def _export_signature(model_dir: Path, int8: bool) -> dict:
 def _current(path: Path, marker: Path, want: dict) -> bool:
     try:
         got = json.loads(marker.read_text())
-        return got["signature"] == want and path.exists() and _sha256(path) == got["sha256"]
+        return got["signature"] == want and path.exists() and file_sha256(path) == got["sha256"]
     except (OSError, ValueError, KeyError):
         return False
 
@@ -212,7 +205,7 @@ def onnx_file(bert, model_dir: Path, int8: bool) -> Path:
             quantize_dynamic(str(fp32), str(built), weight_type=QuantType.QInt8, per_channel=True,
                              nodes_to_exclude=ffn_out_nodes(fp32))
         os.replace(built, path)
-        marker.write_text(json.dumps({"signature": want, "sha256": _sha256(path)}, indent=2) + "\n")
+        marker.write_text(json.dumps({"signature": want, "sha256": file_sha256(path)}, indent=2) + "\n")
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
     return path

@@ -25,6 +25,15 @@ def content_hash(text: str) -> str:
     return hashlib.sha256(text.encode("utf-8")).hexdigest()
 
 
+def file_sha256(path: Path) -> str:
+    """A file's sha256, read in 1 MiB blocks: detects a corrupted or truncated index or model export."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
 def decode_bytes(data: bytes, name: str = "file") -> str:
     """Decode text in UTF-8, UTF-16 (BOM), GB18030/GBK or Big5; raise DocumentError otherwise."""
     if data.startswith(b"\xef\xbb\xbf"):

@@ -8,7 +8,6 @@ model) and a sha256 per file (a corrupted or truncated file is detected at load)
 
 from __future__ import annotations
 
-import hashlib
 import json
 import logging
 import math
@@ -26,6 +25,7 @@ from tqdm import tqdm
 
 from ..chunking import chunk_document, token_counter
 from ..layout import annotate_chunks, document_from_dict, document_to_dict
+from ..loader import file_sha256
 from ..protocols import Embedder
 from ..settings import Settings
 from ..sparse import SparseIndex
@@ -203,14 +203,6 @@ def _embed_missing(chunks, vectors, to_embed, settings: Settings, embedder: Embe
 
 # ---------------------------------------------------------------- persistence
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def _fsync_write(path: Path, data: bytes) -> None:
     with open(path, "wb") as f:
         f.write(data)
@@ -229,7 +221,7 @@ def save_index(index: SearchIndex, index_dir: Path) -> Path:
     faiss.write_index(index.dense, str(tmp / DENSE_FILE))
     _fsync_write(tmp / DOCUMENTS_FILE, "".join(json.dumps(document_to_dict(d), ensure_ascii=False) + "\n"
                                                for d in index.texts.values()).encode("utf-8"))
-    manifest = {**index.manifest, "files": {name: _sha256(tmp / name) for name in (CHUNKS_FILE, DENSE_FILE, DOCUMENTS_FILE)}}
+    manifest = {**index.manifest, "files": {name: file_sha256(tmp / name) for name in (CHUNKS_FILE, DENSE_FILE, DOCUMENTS_FILE)}}
     _fsync_write(tmp / MANIFEST_FILE, json.dumps(manifest, ensure_ascii=False, indent=1).encode("utf-8"))
     final = builds / build_id
     os.rename(tmp, final)
@@ -258,7 +250,7 @@ def load_index(index_dir: Path, settings: Settings) -> SearchIndex:
     try:
         manifest = json.loads((build / MANIFEST_FILE).read_text(encoding="utf-8"))
         for name, digest in manifest["files"].items():
-            if _sha256(build / name) != digest:
+            if file_sha256(build / name) != digest:
                 raise IndexCorruptError(f"index file {build / name} is corrupted (checksum mismatch)")
         chunks = [Chunk.from_dict(json.loads(line)) for line in (build / CHUNKS_FILE).read_text(encoding="utf-8").splitlines()]
         dense = faiss.read_index(str(build / DENSE_FILE))
