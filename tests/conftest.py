@@ -119,3 +119,23 @@ def onnx_embedder():
     from qa.settings import load_settings
 
     return get_embedder(load_settings(embedding_backend="onnx", embedding_int8=True))
+
+
+def kill_9_when(proc, log_path, ready, settle_s: float = 0.0, timeout_s: float = 240) -> None:
+    """SIGKILL `proc` once `ready()` holds (then after `settle_s`), and check it died of that signal, not earlier."""
+    import os
+    import signal
+    import time
+
+    try:
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline and proc.poll() is None and not ready():
+            time.sleep(0.02)
+        assert proc.poll() is None, f"the process ended before it could be killed:\n{log_path.read_text(errors='replace')[-2000:]}"
+        time.sleep(settle_s)
+        os.kill(proc.pid, signal.SIGKILL)
+        assert proc.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            os.kill(proc.pid, signal.SIGKILL)
+            proc.wait()

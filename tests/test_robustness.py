@@ -10,15 +10,14 @@ import json
 import os
 import random
 import shutil
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, given, settings as hyp_settings, strategies as st
 
+from conftest import kill_9_when
 from qa import cli
 from qa.loader import DocumentError, decode_bytes, document_from_bytes
 from qa.pipeline import QAService, QuestionError
@@ -247,20 +246,9 @@ def test_kill_9_mid_embedding_keeps_the_previous_index(tmp_path, built_service, 
         proc = subprocess.Popen(
             [sys.executable, "-m", "qa.cli", "--corpus", str(settings.corpus_dir), "--index-dir", str(settings.index_dir),
              "index", "--rebuild"], cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and proc.poll() is None:
-            if "embedding passages" in log_path.read_text(errors="replace") or list((settings.index_dir / "builds").glob("*.tmp")):
-                break
-            time.sleep(0.1)
-        assert proc.poll() is None, f"qa index ended before it could be killed:\n{log_path.read_text(errors='replace')[-2000:]}"
-        time.sleep(1.0)  # well inside embedding (it takes ~10 s here)
-        os.kill(proc.pid, signal.SIGKILL)
-        assert proc.wait(timeout=30) == -signal.SIGKILL
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
+    started = lambda: ("embedding passages" in log_path.read_text(errors="replace")  # noqa: E731
+                       or bool(list((settings.index_dir / "builds").glob("*.tmp"))))
+    kill_9_when(proc, log_path, started, settle_s=1.0)  # well inside embedding (it takes ~10 s here)
     assert (settings.index_dir / CURRENT_FILE).read_text() == current
     reopened = QAService.open(settings)
     assert reopened.messages == []

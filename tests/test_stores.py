@@ -7,14 +7,13 @@ file costs seconds of embedding, not minutes. Milvus-only tests (crash safety, c
 import json
 import os
 import re
-import signal
 import subprocess
 import sys
 import time
 
 import pytest
 
-from conftest import REPO, clone_service, milvus_missing, milvus_service
+from conftest import REPO, clone_service, kill_9_when, milvus_missing, milvus_service
 from qa.documents import DocumentLibrary
 from qa.pipeline import QAService
 from qa.retriever import HybridRetriever
@@ -164,17 +163,8 @@ def test_kill_9_during_milvus_ingestion_leaves_a_consistent_index(tmp_path, buil
                    QA_READER="heuristic")
     with open(log_path, "wb") as log:
         proc = subprocess.Popen(cmd, cwd=REPO, env=env, stdout=subprocess.DEVNULL, stderr=log, start_new_session=True)
-    try:
-        deadline = time.monotonic() + 240
-        while time.monotonic() < deadline and proc.poll() is None and _embedded(log_path) < 12:
-            time.sleep(0.02)  # kill once a few commits of 8 passages are in (the bar counts embedded passages)
-        assert proc.poll() is None, f"qa index ended before it could be killed:\n{log_path.read_text(errors='replace')[-2000:]}"
-        os.kill(proc.pid, signal.SIGKILL)
-        assert proc.wait(timeout=30) == -signal.SIGKILL
-    finally:
-        if proc.poll() is None:
-            os.kill(proc.pid, signal.SIGKILL)
-            proc.wait()
+    # kill once a few commits of 8 passages are in (the bar counts embedded passages)
+    kill_9_when(proc, log_path, lambda: _embedded(log_path) >= 12)
     from qa.stores.milvus_index import load_milvus_index, sync_milvus
     from qa.stores.milvus_store import MilvusStore
 
