@@ -150,14 +150,14 @@ class NeuralReader:
             if answer.abstained and hits:
                 answer.text += possibly_related_message(question, True)
             return answer
+        q = self.lower.encode([question], "query")[0]  # once: the veto and the span read the same question states
         if self.settings.reader_verify:
-            vetoed = self._verify(question, answer, hits)
+            vetoed = self._verify(question, q, answer, hits)
             if vetoed is not None:
                 return vetoed
         first = answer.citations[0]
         hit = next((h for h in hits if h.chunk.doc_id == first.doc and h.chunk.start <= first.start and first.end <= h.chunk.end), None)
         if hit is not None:
-            q = self.lower.encode([question], "query")[0]
             window = (first.start - hit.chunk.start, first.end - hit.chunk.start)
             r = read_passages(self.model, q, self._passages([hit]), windows=[window])[0]
             span = _trim(hit.chunk.text, r.start, r.end, hit.chunk.start)
@@ -167,14 +167,12 @@ class NeuralReader:
         answer.text = compose(answer.citations)
         return answer
 
-
-    def _verify(self, question: str, answer: Answer, hits: list[Hit]) -> Answer | None:
+    def _verify(self, question: str, q: EncodedText, answer: Answer, hits: list[Hit]) -> Answer | None:
         """The model's veto over the heuristic's answer: an abstention when none of the top passages answers.
 
         The best probability among the first `reader_verify_passages` hits becomes the answer's confidence;
         below `reader_threshold` (calibrated on validation data by `qa train`) the answer is withdrawn."""
         top = hits[: max(1, self.settings.reader_verify_passages)]
-        q = self.lower.encode([question], "query")[0]
         readings = read_passages(self.model, q, self._passages(top))
         for hit, r in zip(top, readings):
             hit.reader_score = r.probability
