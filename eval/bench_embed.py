@@ -14,9 +14,11 @@ Variants:
   passages at a time in document order.
 - torch sorted: the same BertModel through qa/fast_embed.py's TorchRunner; all passages sorted by length
   (qa/store.py `_embed_missing`), then 16 at a time, each batch padded to its longest passage.
+- torch bf16: as torch sorted, on a bfloat16 copy of the encoder (word-embedding rows looked up in float32 and
+  cast): the default on a CPU with native bf16 (AVX512-BF16/AMX).
 - torch int8: as torch sorted, on a copy with torch.ao.quantization.quantize_dynamic on every nn.Linear.
 - onnx fp32 / onnx int8 / onnx int8 all MatMuls / onnx int8 per-tensor: ONNX Runtime on the exported graph
-  (qa/fast_embed.py), sorted batches. int8 = onnxruntime.quantization.quantize_dynamic: "onnx int8" (the
+  (qa/fast_embed.py; fp32: eager attention fused by onnxruntime's BERT optimizer), sorted batches. int8 = onnxruntime.quantization.quantize_dynamic: "onnx int8" (the
   product's recipe) has per-channel int8 weights in every MatMul but the FFN down-projections; "all MatMuls"
   quantizes those too; "per-tensor" quantizes all MatMuls with one scale per weight tensor.
 - "+ states": also the layer-9 hidden states the neural reader caches (the indexing path by default).
@@ -49,8 +51,10 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-CANDIDATES = ("current", "current + reader states", "onnx int8", "onnx int8 + reader states")
-VARIANTS = ("current", "onnx int8", "current + reader states", "onnx int8 + reader states", "torch sorted",
+CANDIDATES = ("current", "current + reader states", "torch bf16", "torch bf16 + reader states", "onnx fp32",
+              "onnx fp32 + reader states", "onnx int8", "onnx int8 + reader states")
+VARIANTS = ("current", "torch bf16", "onnx fp32", "onnx int8", "current + reader states", "torch bf16 + reader states",
+            "onnx fp32 + reader states", "onnx int8 + reader states", "torch sorted",
             "onnx fp32", "torch int8", "onnx int8 all MatMuls", "onnx int8 per-tensor", "onnx fp32 + reader states",
             "onnx int8 all MatMuls + reader states")
 STATE_SAMPLE = 300  # passages whose reader states are compared
@@ -101,6 +105,8 @@ def child(args) -> None:
         base.runner = None  # sentence-transformers' encode, as before
     elif name == "torch sorted":
         pass
+    elif name == "torch bf16":  # the CPU default where bf16 is native (qa/fast_embed.py)
+        base.runner = fast_embed.TorchRunner(bert, tok, "cpu", torch.bfloat16)
     elif name == "torch int8":
         quantized = torch.ao.quantization.quantize_dynamic(copy.deepcopy(bert), {torch.nn.Linear}, dtype=torch.qint8)
         base.runner = fast_embed.TorchRunner(quantized, tok, "cpu")
@@ -170,6 +176,7 @@ def run_variant(variant: str, args, limit: int, tmp: Path, per_tensor: Path) -> 
 
 def build_exports() -> dict:
     """Build (or find) the ONNX files before timing anything; time the builds that happen."""
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     from qa import fast_embed
@@ -187,12 +194,14 @@ def build_exports() -> dict:
                                             "build_or_check_s": round(time.perf_counter() - t, 2)}
     per_tensor = Path(tempfile.gettempdir()) / "qa-bench-e5-int8-per-tensor.onnx"
     t = time.perf_counter()
-    quantize_dynamic(info["fp32"]["path"], str(per_tensor), weight_type=QuantType.QInt8, per_channel=False)
+    fused_ops = {"DefaultTensorType": onnx.TensorProto.FLOAT}  # onnxruntime-domain ops in the fused fp32 graph
+    quantize_dynamic(info["fp32"]["path"], str(per_tensor), weight_type=QuantType.QInt8, per_channel=False,
+                     extra_options=fused_ops)
     info["int8 per-tensor"] = {"path": str(per_tensor), "bytes": per_tensor.stat().st_size,
                                "build_or_check_s": round(time.perf_counter() - t, 2)}
     every = Path(str(per_tensor).replace("per-tensor", "all-matmuls"))
     t = time.perf_counter()
-    quantize_dynamic(info["fp32"]["path"], str(every), weight_type=QuantType.QInt8, per_channel=True)
+    quantize_dynamic(info["fp32"]["path"], str(every), weight_type=QuantType.QInt8, per_channel=True, extra_options=fused_ops)
     info["int8 all MatMuls (per-channel)"] = {"path": str(every), "bytes": every.stat().st_size,
                                               "build_or_check_s": round(time.perf_counter() - t, 2)}
     return info
@@ -237,7 +246,7 @@ def markdown(r: dict) -> str:
     lines = ["# Embedding (ingestion) benchmark", "",
              f"Command: `{r['command']}`. Date: {r['date']}. Machine: {r['machine']}.",
              f"Load average (1/5/15 min) at start: {r['loadavg_start']}, at end: {r['loadavg_end']} "
-             "(a shared machine: other jobs were running; all variants ran in this one run, one after another).", "",
+             "(all variants ran in this one run, one after another, each in its own process).", "",
              f"Passages: the first {r['paragraphs']} DRCD dev paragraphs chunked as `build_index` does: "
              f"{r['passages_total']} passages, mean {r['mean_passage_chars']} characters. Batch size 16.", "",
              "| variant | backend | passages | passages/s | × current | CPU s / 100 passages | peak RSS MB (after load / end) | min cos | mean cos "

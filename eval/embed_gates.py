@@ -1,6 +1,6 @@
 """Retrieval quality gate for an embedding backend: recall on the seed set and on XQuAD en->zh, per backend.
 
-    python eval/embed_gates.py [--data ../shared/evaldata] [--backends torch,onnx] [--out eval/results]
+    python eval/embed_gates.py [--data ../shared/evaldata] [--backends torch,onnx,torch-bf16,onnx-int8] [--out eval/results]
 
 The same questions and relevance as `qa eval` (eval/run_benchmarks.sh): the seed set over the built-in
 corpus (a passage is relevant when it holds an evidence string), XQuAD zh paragraphs with the English
@@ -59,7 +59,11 @@ def run_backend(backend: str, data: Path) -> dict:
     from qa.settings import load_settings
 
     tmp = Path(tempfile.mkdtemp(prefix="qa-gates-"))
-    settings = load_settings(index_dir=tmp / "seed-index", reader="heuristic", embedding_backend=backend)
+    # "onnx-int8" / "torch-bf16": int8 or bfloat16 passages (queries stay float32, qa/embedding.py)
+    engine, _, precision = backend.partition("-")
+    precision = {"int8": "int8", "bf16": "bfloat16", "": "float32"}[precision]
+    settings = load_settings(index_dir=tmp / "seed-index", reader="heuristic", embedding_backend=engine,
+                             embedding_precision=precision)
     embedder = get_embedder(settings)
     result = {"backend": embedder.backend}
     service = QAService(settings, embedder=embedder)
@@ -81,7 +85,7 @@ def run_backend(backend: str, data: Path) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--data", default=str(ROOT.parent / "shared" / "evaldata"))
-    ap.add_argument("--backends", default="torch,onnx")
+    ap.add_argument("--backends", default="torch,onnx,torch-bf16,onnx-int8")
     ap.add_argument("--out", default=str(ROOT / "eval" / "results"))
     args = ap.parse_args()
     report = {"command": "python eval/embed_gates.py " + " ".join(sys.argv[1:]), "date": time.strftime("%Y-%m-%d %H:%M:%S %Z"),

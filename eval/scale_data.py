@@ -10,7 +10,8 @@ dev half, SQuAD 1.1 train), so a capped run keeps the Chinese text. Vectors are
 interrupted run resumes where it stopped. Queries: XQuAD zh and DRCD dev questions (seeded
 sample), `encode_queries(fold_script(q))`.
 
-Cache: <cache_dir>/scale/ (passages.jsonl, shards/*.npy, queries.jsonl, queries.npy).
+Cache: <cache_dir>/scale/ (passages.jsonl, shards/*.npy, queries.jsonl, queries.npy, embedding.json: the
+backend that made the vectors; a different backend embeds everything again).
 """
 
 from __future__ import annotations
@@ -136,6 +137,16 @@ def main() -> None:
     settings = load_settings(embedding_batch_size=args.batch)
     embedder = get_embedder(settings)
     embedder.batch_size = args.batch
+    meta = d / "embedding.json"  # vectors of one backend only (torch-bf16, onnx, ...): another one starts over
+    want = {"model": embedder.model_id, "backend": embedder.backend}
+    got = json.loads(meta.read_text()) if meta.exists() else {"backend": "unrecorded"}
+    if got != want:
+        old = sorted((d / "shards").glob("*.npy")) + [d / "queries.npy", d / "embed_log.jsonl"]
+        if any(path.exists() for path in old):
+            print(f"cached vectors were made by {got.get('backend')}, not {embedder.backend}: embedding again", flush=True)
+        for path in old:
+            path.unlink(missing_ok=True)
+        meta.write_text(json.dumps(want) + "\n")
     if not (d / "queries.npy").exists():
         qs = queries(args.data, args.queries)
         (d / "queries.jsonl").write_text("".join(json.dumps(q, ensure_ascii=False) + "\n" for q in qs), encoding="utf-8")
@@ -160,7 +171,7 @@ def main() -> None:
         Path(str(path) + ".tmp.npy").rename(path)
         done_here += len(batch)
         rate = done_here / (time.perf_counter() - t0)
-        rec = {"shard": start // SHARD, "n": len(batch), "seconds": round(time.perf_counter() - s, 2),
+        rec = {"shard": start // SHARD, "backend": embedder.backend, "n": len(batch), "seconds": round(time.perf_counter() - s, 2),
                "passages_per_s_cumulative": round(rate, 2), "embedded_total": start + len(batch), "of": target}
         with open(log, "a") as f:
             f.write(json.dumps(rec) + "\n")

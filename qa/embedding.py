@@ -189,6 +189,9 @@ class Embedder:
         # qa/fast_embed.py: the bundled model's fast path (length-sorted batches; ONNX Runtime / GPU). None:
         # sentence-transformers' own encode (any other model).
         self.runner = runner
+        # Queries may take another runner than passages: with int8 passages, queries stay float32 (one short text per
+        # question costs little), so only one side of each similarity carries quantization error.
+        self.query_runner = None
         self.backend = runner.name if runner is not None else "torch"
         self.dim = int(model.get_embedding_dimension())
         self.max_tokens = int(model.max_seq_length or 512)
@@ -204,8 +207,9 @@ class Embedder:
     def encode_queries(self, texts: list[str]) -> np.ndarray:
         if not texts:
             return self._empty()
-        if self.runner is not None:
-            return self.runner.encode([self.query_prompt + t for t in texts], self.max_tokens, self.batch_size)
+        runner = self.query_runner or self.runner
+        if runner is not None:
+            return runner.encode([self.query_prompt + t for t in texts], self.max_tokens, self.batch_size)
         out = self.model.encode_query(list(texts), prompt=self.query_prompt, batch_size=self.batch_size,
                                       convert_to_numpy=True, normalize_embeddings=True)
         return np.asarray(out, dtype=np.float32)
@@ -250,6 +254,10 @@ def _load(settings: Settings) -> Embedder:
                             settings.document_prompt)
         embedder.runner = _runner(model, path, settings)
         embedder.backend = embedder.runner.name
+        if embedder.backend in ("onnx-int8", "torch-bf16"):
+            from . import fast_embed
+
+            embedder.query_runner = fast_embed.TorchRunner(model[0].auto_model, model.tokenizer, "cpu")
         return embedder
     elif name.startswith("bundled:"):
         raise RuntimeError(f"Unknown bundled embedding model {name!r}; the only one is {DEFAULT_MODEL!r}.")
@@ -265,29 +273,38 @@ def _load(settings: Settings) -> Embedder:
 
 
 def _runner(model, path: Path, settings: Settings):
-    """The bundled model's runner for the configured device and backend (qa/fast_embed.py)."""
+    """The bundled model's runner for the configured device, precision and backend (qa/fast_embed.py)."""
+    import torch
+
     from . import fast_embed
 
     bert, tokenizer = model[0].auto_model, model.tokenizer
     device = fast_embed.resolve_device(settings.embedding_device)
-    backend = fast_embed.resolve_backend(settings.embedding_backend, device)
+    precision = fast_embed.resolve_precision(settings.embedding_precision, device)
+    backend = fast_embed.resolve_backend(settings.embedding_backend, device, precision)
     if backend == "onnx":
         if device != "cpu":
             raise RuntimeError("embedding_backend 'onnx' runs on the CPU only; use 'torch' (or 'auto') on a GPU.")
+        if precision == "bfloat16":
+            raise RuntimeError("embedding_precision 'bfloat16' runs on the torch backend; set embedding_backend to "
+                               "'torch' or 'auto', or choose float32/int8 for ONNX Runtime.")
         try:
-            return fast_embed.OnnxRunner(bert, tokenizer, path, int8=settings.embedding_int8)
+            return fast_embed.OnnxRunner(bert, tokenizer, path, int8=precision == "int8")
         except ImportError as e:  # onnxruntime / onnx missing: the torch path still works
-            if settings.embedding_backend == "onnx":
-                raise RuntimeError(f"embedding_backend 'onnx' needs onnxruntime and onnx ({e}).") from e
+            if settings.embedding_backend == "onnx" or precision == "int8":
+                raise RuntimeError(f"embedding_backend 'onnx' (and int8) needs onnxruntime and onnx ({e}).") from e
             import logging
 
             logging.getLogger(__name__).warning("ONNX Runtime path unavailable (%s); embedding with torch", e)
-    return fast_embed.TorchRunner(bert, tokenizer, device)
+    if precision == "int8":
+        raise RuntimeError("embedding_precision 'int8' runs on ONNX Runtime; set embedding_backend to 'onnx' or 'auto'.")
+    dtype = torch.bfloat16 if precision == "bfloat16" else torch.float32
+    return fast_embed.TorchRunner(bert, tokenizer, device, dtype)
 
 
 def get_embedder(settings: Settings) -> Embedder:
     """Process-wide cache: loading a model costs seconds and hundreds of MB, so do it once."""
-    key = (settings.embedding_model, str(settings.cache_dir), settings.embedding_backend, settings.embedding_int8,
+    key = (settings.embedding_model, str(settings.cache_dir), settings.embedding_backend, settings.embedding_precision,
            settings.embedding_device)
     with _LOCK:
         if key not in _CACHE:

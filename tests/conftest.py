@@ -114,11 +114,20 @@ def torch_embedder():
 
 @pytest.fixture(scope="session")
 def onnx_embedder():
-    """The bundled model on ONNX Runtime, int8 (opt-in: QA_EMBEDDING_INT8=1; the CPU default is float32 ONNX)."""
+    """The bundled model on ONNX Runtime, int8 (opt-in: QA_EMBEDDING_PRECISION=int8)."""
     from qa.embedding import get_embedder
     from qa.settings import load_settings
 
-    return get_embedder(load_settings(embedding_backend="onnx", embedding_int8=True))
+    return get_embedder(load_settings(embedding_backend="onnx", embedding_precision="int8"))
+
+
+@pytest.fixture(scope="session")
+def bf16_embedder():
+    """The bundled model in bfloat16 on torch (opt-in: QA_EMBEDDING_PRECISION=bfloat16)."""
+    from qa.embedding import get_embedder
+    from qa.settings import load_settings
+
+    return get_embedder(load_settings(embedding_backend="torch", embedding_precision="bfloat16", embedding_device="cpu"))
 
 
 def kill_9_when(proc, log_path, ready, settle_s: float = 0.0, timeout_s: float = 240) -> None:

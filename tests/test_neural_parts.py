@@ -83,7 +83,7 @@ def _token_cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 
 def test_int8_indexing_embedder_stays_close_to_sentence_transformers_and_the_reader_states(torch_embedder, onnx_embedder):
-    """The ONNX int8 backend (opt-in, QA_EMBEDDING_INT8=1): vectors within cosine 0.99 of sentence-transformers, and its
+    """The ONNX int8 backend (opt-in, QA_EMBEDDING_PRECISION=int8): vectors within cosine 0.99 of sentence-transformers, and its
     layer-9 states close to the float32 ones (per token cosine; int8 is not bit-exact, see eval/results/embed.md)."""
     from qa.neural.states import StateCache, StatefulEmbedder
 

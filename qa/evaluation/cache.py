@@ -94,7 +94,7 @@ class CachingEmbedder:
         self._dirty = False
 
 
-def embedding_cache_path(settings: Settings) -> Path:
-    backend = settings.embedding_backend
-    suffix = "" if backend == "torch" else f".{slug(backend)}{'-int8' if settings.embedding_int8 else ''}"
+def embedding_cache_path(settings: Settings, backend: str = "torch") -> Path:
+    """One file per model and resolved backend (the embedder's `backend`, e.g. "torch-bf16"), never mixed."""
+    suffix = "" if backend == "torch" else f".{slug(backend)}"
     return Path(settings.cache_dir) / "eval-embeddings" / f"{slug(settings.embedding_model)}{suffix}.npz"

@@ -115,7 +115,7 @@ def run_squad(args, service=None) -> int:
         settings = base.with_overrides(corpus_dir=tmp_dir / "corpus", index_dir=tmp_dir / "index")
         embedder = get_embedder(settings)
         if not getattr(args, "no_embedding_cache", False):
-            embedder = cache = CachingEmbedder(embedder, embedding_cache_path(settings))
+            embedder = cache = CachingEmbedder(embedder, embedding_cache_path(settings, getattr(embedder, "backend", "torch")))
         service = QAService(settings, embedder=embedder)
     try:
         readers, plan = _systems(args, service)
