@@ -153,6 +153,7 @@ def main() -> None:
               "date": time.strftime("%Y-%m-%d %H:%M:%S"), "machine": machine(),
               "load_average_start": os.getloadavg(),
               "data": {"real_passages_embedded": len(real), "real_passages_chunked": stats["passages"],
+                       "embedding_backend": scale_data.embedding_backend(),
                        "chunk_sources": stats["sources"], "queries": min(args.queries, len(qvecs)),
                        "synthetic_sigma": SIGMA, "seed": SEED},
               "runs": []}

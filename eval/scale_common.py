@@ -228,15 +228,16 @@ def faiss_dense(variant: dict, vectors: np.ndarray) -> tuple:
     return index, info
 
 
-def faiss_save(chunks, dense, folder: Path) -> None:
-    """qa.stores.faiss_store.save_index of a SearchIndex holding `dense` (no BM25 built: save never uses it)."""
+def faiss_save(chunks, dense, folder: Path, sparse) -> None:
+    """qa.stores.faiss_store.save_index of a SearchIndex holding `dense` and the BM25 index `sparse` (built once per
+    size, shared by the variants)."""
     from qa.settings import load_settings
     from qa.stores.faiss_store import FORMAT_VERSION, SearchIndex, save_index
 
     index = object.__new__(SearchIndex)
     index.manifest = {"format": FORMAT_VERSION, "model": load_settings().embedding_model, "dim": dense.d,
                       "chunking": {}, "documents": {}}
-    index.chunks, index.dense, index.texts = chunks, dense, {}
+    index.chunks, index.dense, index.texts, index.sparse = chunks, dense, {}, sparse
     save_index(index, folder)
 
 

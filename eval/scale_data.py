@@ -93,6 +93,14 @@ def queries(shared: Path, n: int, seed: int = 0) -> list[dict]:
     return out
 
 
+def embedding_backend() -> str:
+    """The embedding backend that made the cached vectors (embedding.json), or "unrecorded"."""
+    try:
+        return json.loads((cache_dir() / "embedding.json").read_text())["backend"]
+    except (OSError, ValueError, KeyError):
+        return "unrecorded"
+
+
 def load_cached(limit: int | None = None) -> tuple[list[dict], np.ndarray, list[dict], np.ndarray]:
     """(passages with vectors, their vectors, queries, query vectors) from the cache; only embedded passages."""
     d = cache_dir()

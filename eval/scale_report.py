@@ -56,27 +56,30 @@ def markdown(r: dict) -> str:
             for p in r["parts"]) + "\n"
     else:
         runs_text = f"Command: `{r['command']}`."
+    largest = max((run["size"] for run in r["runs"]), default=0)
+    copies = max(0, -(-largest // max(1, d["real_passages_embedded"])) - 1)  # ceil(largest / real) - 1
     lines = ["# Scale benchmark: FAISS + bm25s vs Milvus Lite", "", runs_text, "",
              f"Date {r['date']}. Machine: {m['cpus']} cores ({m['arch']}), "
-             f"{m.get('memory_gib')} GiB RAM, shared with other jobs (load average at start "
+             f"{m.get('memory_gib')} GiB RAM (load average at start "
              f"{', '.join(f'{x:.1f}' for x in r['load_average_start'])}"
              + (f"; at end {', '.join(f'{x:.1f}' for x in r['load_average_end'])}" if r.get("load_average_end") else "")
              + f"). Python {m['python']}, faiss {m['faiss']}, milvus-lite {m['milvus-lite']}, pymilvus {m['pymilvus']}, "
              f"bm25s {m['bm25s']}.", "",
              f"Real passages: {d['real_passages_embedded']:,} embedded (of {d['real_passages_chunked']:,} chunks of all "
-             f"paragraphs of ../shared/evaldata and ../shared/traindata; Chinese sets first). Rows past that are "
+             f"paragraphs of ../shared/evaldata and ../shared/traindata; Chinese sets first; vectors by the "
+             f"`{d.get('embedding_backend', 'unrecorded')}` embedding backend). Rows past that are "
              f"**synthetic**: a real vector + N(0, {d['synthetic_sigma']}²) per dimension, renormalized (mean cosine to "
              f"its source {d['synthetic_cosine_to_source_mean']}; for comparison the median cosine of a real passage to its "
              f"nearest other real passage is {d['real_nearest_neighbour_cosine_median']}), carrying the source's text. "
              f"{d['queries']} real questions (XQuAD zh + DRCD dev), vectors precomputed.", "",
-             "Notes: every worker is single-threaded (OMP_NUM_THREADS=1) and niced; CPU ms/s are process CPU time "
-             "(all threads, so Milvus Lite's in-process server counts) and are what to compare: on this shared machine "
-             "wall time was up to ~40x CPU time while other jobs ran (the 10k rows), close to it later. "
+             "Notes: every worker is single-threaded (OMP_NUM_THREADS=1); CPU ms/s are process CPU time "
+             "(all threads, so Milvus Lite's in-process server counts); where wall time is far above CPU time, other "
+             "work was competing for the cores (see the load averages). "
              "Recall@10 is approximate dense top 10 vs exact top 10 on the same vectors; with synthetic rows each real "
-             "passage has up to ~490 noisy copies, so the exact top 10 is decided among near-ties and these recalls are "
-             "probably pessimistic for real text. Synthetic rows repeat real texts, so BM25 builds tokenize only the "
-             "distinct texts (jieba once per text); bm25s indexing and Milvus upserts still handle every row. "
-             "Milvus Lite 3.2.2 is a pure-Python engine run in-process (pymilvus talks gRPC to a server thread), not a "
+             f"passage has up to ~{copies} noisy copies, so the exact top 10 is decided among near-ties and these "
+             "recalls are probably pessimistic for real text. Synthetic rows repeat real texts, so BM25 builds tokenize "
+             "only the distinct texts (jieba once per text); bm25s indexing and Milvus upserts still handle every row. "
+             f"Milvus Lite {m['milvus-lite']} is an engine run in-process (pymilvus talks gRPC to a server thread), not a "
              "Milvus server. `faiss (direct)` rows are measured in one process without the store's save/load path; "
              "`faiss` and `milvus` rows go through qa/stores (FAISS: save_index + load_index in a fresh process; "
              "Milvus: MilvusStore.add, then a fresh process opening the file).", ""]
@@ -125,11 +128,16 @@ def markdown(r: dict) -> str:
         b = run["build"] or {}
         for q in run["queries"]:
             if q and not q.get("error"):
-                what = ("qa.stores.faiss_store.load_index: checksums, chunks.jsonl, dense index, BM25 (bm25s) rebuilt"
+                bm25 = "BM25 (bm25s) loaded from the build" if b.get("bm25_saved") else "BM25 (bm25s) rebuilt from the texts"
+                what = (f"qa.stores.faiss_store.load_index: checksums, chunks.jsonl, dense index, {bm25}"
                         if run["engine"] == "faiss" else "MilvusStore open + load_collection")
                 lines.append(f"- {_engine(run)} {q['variant']}, {run['size']:,}: load {q['load_s']} s wall, "
                              f"{q.get('load_cpu_s')} s CPU ({what}); "
                              f"RSS +{_mb(q['rss_loaded_bytes'])} MB after load, +{_mb(q['rss_after_queries_bytes'])} MB after the queries.")
+        if b.get("bm25_build_s") is not None:
+            lines.append(f"- {_engine(run)}, {run['size']:,}: BM25 index (qa.sparse.SparseIndex) built once for all "
+                         f"variants in {b['bm25_build_s']} s wall, {b.get('bm25_build_cpu_s')} s CPU (jieba once per "
+                         f"distinct text), and saved with each build (in its build s and disk MB).")
         if b.get("insert"):
             s = b["insert"]
             lines.append(f"- {_engine(run)}, {run['size']:,}: MilvusStore.add of {s['rows']:,} rows in {s['seconds']} s wall, "

@@ -139,6 +139,18 @@ STOPWORDS = frozenset(
 )
 
 
+TOKENIZER_VERSION = 1  # bump when tokenize() changes: a persisted BM25 index of another version is rebuilt
+
+
+def tokenizer_signature() -> str:
+    """What tokenize() depends on; stored with a persisted BM25 index (qa/sparse.py)."""
+    import hashlib
+    from importlib.metadata import version
+
+    stop = hashlib.sha256("\n".join(sorted(STOPWORDS)).encode("utf-8")).hexdigest()[:16]
+    return f"tokenize v{TOKENIZER_VERSION}; jieba {version('jieba')}; opencc {version('opencc')}; stopwords {stop}"
+
+
 def tokenize(text: str) -> list[str]:
     """jieba search-mode tokens of the normalized text, without punctuation and stopwords."""
     folded = normalize(text)

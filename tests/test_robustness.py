@@ -297,6 +297,7 @@ CORRUPTIONS = {
     "faiss-flipped": lambda d: _flip(_build(d) / "dense.faiss", 0.9),
     "faiss-header-flipped": lambda d: _flip(_build(d) / "dense.faiss", 0.0),
     "faiss-deleted": lambda d: (_build(d) / "dense.faiss").unlink(),
+    "bm25-flipped": lambda d: _flip(_build(d) / "bm25" / "data.csc.index.npy", 0.9),
     "manifest-garbage": lambda d: (_build(d) / "manifest.json").write_bytes(b"\x00{not json"),
     "current-dangling": lambda d: (d / CURRENT_FILE).write_text("20000101-000000-missing"),
     "current-binary": lambda d: (d / CURRENT_FILE).write_bytes(b"\xff\xfe\x00\x9f"),
