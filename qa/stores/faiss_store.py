@@ -1,4 +1,4 @@
-"""The default store: chunks + FAISS (dense) + BM25 (bm25s, saved with the build) in files under index/
+"""The default store: chunks + FAISS (dense) + BM25 (bm25s, saved with the build) in files under index/.
 
 A build is written to `index/builds/<id>/` and becomes active when `index/CURRENT` is
 replaced atomically, so a crash mid-build leaves the previous index usable. The manifest
