@@ -3,7 +3,7 @@
     python eval/scale_data.py                      # once: chunk + embed the real passages (cached)
     python eval/bench_scale.py [--sizes 10000 100000 1000000] [--engines faiss milvus] [--queries 200]
     python eval/bench_scale.py --micro --sizes 1000000 --faiss-kinds flat ivf   # FAISS + BM25 directly, one process
-    python eval/bench_scale.py --merge part1.json part2.json ... --out eval/results/scale.json
+    python eval/bench_scale.py --merge part1.json part2.json:milvus ... --out eval/results/scale.json
 
 Writes eval/results/scale.json and eval/results/scale.md (--out). The committed results merge several
 runs (eval/results/scale-*.json; each keeps its command, date and load averages): see scale.md.
@@ -126,7 +126,8 @@ def main() -> None:
     ap.add_argument("--milvus-sparse", default="weights", choices=["tokens", "weights", "jieba"])
     ap.add_argument("--faiss-kinds", nargs="+", default=list(FAISS_KINDS), choices=FAISS_KINDS)
     ap.add_argument("--milvus-kinds", nargs="+", default=list(MILVUS_KINDS), choices=MILVUS_KINDS)
-    ap.add_argument("--merge", type=Path, nargs="+", help="combine the runs of these result files into --out (and .md)")
+    ap.add_argument("--merge", nargs="+", help="combine the runs of these result files (file.json, or file.json:ENGINE for "
+                                                "that engine's runs only) into --out (and .md)")
     ap.add_argument("--real", type=int, default=None, help="use at most this many real passages (default: all embedded)")
     args = ap.parse_args()
 
@@ -135,10 +136,18 @@ def main() -> None:
         print("RESULT " + json.dumps(result), flush=True)
         return
     if args.merge:
-        reports = [json.loads(p.read_text(encoding="utf-8")) for p in args.merge]
+        reports = []
+        for spec in args.merge:  # "file.json" or "file.json:milvus" (only that engine's runs, said in the report)
+            path, _, engine = str(spec).partition(":")
+            r = json.loads(Path(path).read_text(encoding="utf-8"))
+            if engine:
+                r = {**r, "runs": [run for run in r["runs"] if run["engine"] == engine], "only_engine": engine}
+            reports.append(r)
         merged = {**reports[0], "command": " ; ".join(r["command"] for r in reports),
                   "runs": sorted((run for r in reports for run in r["runs"]), key=lambda run: (run["size"], run["engine"])),
-                  "parts": [{k: r.get(k) for k in ("command", "date", "load_average_start", "load_average_end")} for r in reports]}
+                  "parts": [{k: r.get(k) for k in ("command", "date", "load_average_start", "load_average_end", "only_engine")}
+                            for r in reports]}
+        merged.pop("only_engine", None)
         merged["load_average_end"] = reports[-1].get("load_average_end")
         args.out.write_text(json.dumps(merged, indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
         args.out.with_suffix(".md").write_text(markdown(merged), encoding="utf-8")

@@ -49,7 +49,8 @@ def markdown(r: dict) -> str:
     m = r["machine"]
     if r.get("parts"):
         runs_text = "Runs (merged with `--merge`):\n\n" + "\n".join(
-            f"- {p['date']}: `{p['command']}`" + (f" (load average at start {', '.join(f'{x:.1f}' for x in p['load_average_start'])}"
+            f"- {p['date']}: `{p['command']}`" + (f" ({p['only_engine']} runs only)" if p.get("only_engine") else "")
+            + (f" (load average at start {', '.join(f'{x:.1f}' for x in p['load_average_start'])}"
                                                   if p.get("load_average_start") else "")
             + (f", at end {', '.join(f'{x:.1f}' for x in p['load_average_end'])})" if p.get("load_average_end")
                else (")" if p.get("load_average_start") else ""))

@@ -38,6 +38,11 @@ def test_ivf_above_the_threshold_matches_flat_when_every_list_is_searched(tmp_pa
     loaded = load_index(tmp_path, load_settings(ivf_nprobe=7))
     assert isinstance(loaded.dense, faiss.IndexIVF) and loaded.dense.nprobe == 7
     assert loaded.dense_search(m[5], 1)[0][0] == 5
+    # removing a document keeps the approximate index (it used to fall back to flat)
+    loaded.delete_documents(["d0", "d1"])
+    assert isinstance(loaded.dense, faiss.IndexIVF) and loaded.dense.nprobe == 7 and loaded.dense.ntotal == len(m) - 2
+    assert loaded.dense_search(m[5], 1)[0][0] == 3  # positions shift by the two removed passages
+    assert np.allclose(loaded.vectors(), m[2:])
 
 
 def test_unknown_dense_index_is_refused():

@@ -87,7 +87,7 @@ class SearchIndex(IndexView):
         removed = len(self.chunks) - len(keep)
         vectors = self.vectors()[keep] if keep else np.zeros((0, self.dense.d), np.float32)
         self.chunks = [Chunk.from_dict({**self.chunks[i].to_dict(), "chunk_id": n}) for n, i in enumerate(keep)]
-        self.dense = faiss.IndexFlatIP(self.dense.d)
+        self.dense = _emptied(self.dense)
         if len(vectors):
             self.dense.add(vectors)
         for doc_id in gone:
@@ -96,6 +96,16 @@ class SearchIndex(IndexView):
         self.sparse = SparseIndex([c.text for c in self.chunks])
         self.__dict__.pop("normalized_text", None)
         return removed
+
+
+def _emptied(dense: faiss.Index) -> faiss.Index:
+    """An empty index of the same kind: an IVF index keeps its trained centroids, nprobe and direct map."""
+    if isinstance(dense, faiss.IndexIVF):
+        fresh = faiss.clone_index(dense)
+        fresh.reset()
+        fresh.nprobe = dense.nprobe
+        return fresh
+    return faiss.IndexFlatIP(dense.d)
 
 
 # ---------------------------------------------------------------- building
