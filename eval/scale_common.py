@@ -176,12 +176,16 @@ def make_chunks(texts: list[str]):
 FAISS_KINDS = ("flat", "ivf", "hnsw")
 
 
+def _nlist(n: int) -> int:
+    return max(16, int(round(math.sqrt(n))))
+
+
 def faiss_variants(n: int, kinds=FAISS_KINDS) -> list[dict]:
     return [v for v in _faiss_variants(n) if v["kind"] in kinds]
 
 
 def _faiss_variants(n: int) -> list[dict]:
-    nlist = max(16, int(round(math.sqrt(n))))
+    nlist = _nlist(n)
     return [
         {"name": "flat", "kind": "flat", "search": [{}]},
         {"name": f"ivf{nlist}", "kind": "ivf", "nlist": nlist, "search": [{"nprobe": p} for p in (4, 16, 64) if p < nlist]},
@@ -194,18 +198,15 @@ MILVUS_KINDS = ("FLAT", "HNSW", "IVF_FLAT")
 
 
 def milvus_variants(n: int, kinds=MILVUS_KINDS) -> list[dict]:
-    return [v for v in _milvus_variants(n) if v["kind"] in kinds]
-
-
-def _milvus_variants(n: int) -> list[dict]:
-    nlist = max(16, int(round(math.sqrt(n))))
-    return [
+    """FLAT, HNSW, IVF_FLAT as Milvus names them; same M/efConstruction/nlist as the FAISS variants."""
+    nlist = _nlist(n)
+    return [v for v in [
         {"name": "FLAT", "kind": "FLAT", "params": {}, "search": [{}]},
         {"name": "HNSW", "kind": "HNSW", "params": {"M": 32, "efConstruction": 40},
          "search": [{"ef": e} for e in (16, 64, 128)]},
         {"name": "IVF_FLAT", "kind": "IVF_FLAT", "params": {"nlist": nlist},
          "search": [{"nprobe": p} for p in (4, 16, 64) if p < nlist]},
-    ]
+    ] if v["kind"] in kinds]
 
 
 def faiss_dense(variant: dict, vectors: np.ndarray) -> tuple:
