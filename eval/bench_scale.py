@@ -123,6 +123,7 @@ def main() -> None:
     ap.add_argument("--size", type=int)
     ap.add_argument("--variant")
     ap.add_argument("--sparse", action="store_true")
+    ap.add_argument("--dense-only", action="store_true", help="measure dense search only (no BM25/hybrid rows)")
     ap.add_argument("--milvus-sparse", default="weights", choices=["tokens", "weights", "jieba"])
     ap.add_argument("--faiss-kinds", nargs="+", default=list(FAISS_KINDS), choices=FAISS_KINDS)
     ap.add_argument("--milvus-kinds", nargs="+", default=list(MILVUS_KINDS), choices=MILVUS_KINDS)
@@ -234,7 +235,7 @@ def main() -> None:
                     continue
                 q = run_worker(["--worker", "query", "--engine", engine, "--size", str(size), "--workdir", str(wd),
                                 "--variant", variant["name"], "--queries", str(args.queries), "--real", str(args.real),
-                                "--milvus-sparse", args.milvus_sparse] + (["--sparse"] if i == 0 else []),
+                                "--milvus-sparse", args.milvus_sparse] + (["--sparse"] if i == 0 and not args.dense_only else []),
                                log, remaining())
                 q.setdefault("variant", variant["name"])
                 entry["queries"].append(q)
