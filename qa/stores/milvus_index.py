@@ -47,6 +47,7 @@ class MilvusIndex(IndexView):
     keys: list[int]
     positions: dict[int, int] = field(init=False)
     _df: Counter | None = field(default=None, init=False, repr=False)
+    _token_total: int = field(default=0, init=False, repr=False)
     store_name = "milvus"
 
     def __post_init__(self):
@@ -60,11 +61,25 @@ class MilvusIndex(IndexView):
         idf = self._idf if self.store.sparse_mode == "weights" else None
         return [(self.positions[key], s) for key, s in self.store.sparse_search(query, k, idf) if key in self.positions]
 
+    def _token_counts(self) -> Counter:
+        """One jieba pass over this view's passages, kept: document frequencies (the IDF) and the total length
+        (the mean passage length that `sync_milvus` compares with the stored weights' `avgdl`)."""
+        if self._df is None:
+            df, total = Counter(), 0
+            for c in self.chunks:
+                tokens = tokenize(c.text) or ["\u2205"]
+                total += len(tokens)
+                df.update(set(tokens))
+            self._df, self._token_total = df, total
+        return self._df
+
+    def mean_passage_tokens(self) -> float:
+        self._token_counts()
+        return self._token_total / len(self.chunks) if self.chunks else 0.0
+
     def _idf(self, token: str) -> float:
         """Lucene IDF over the passages of this view ("weights" mode keeps no statistics in Milvus)."""
-        if self._df is None:
-            self._df = Counter(t for c in self.chunks for t in set(tokenize(c.text) or ["\u2205"]))
-        n, df = len(self.chunks), self._df.get(token, 0)
+        n, df = len(self.chunks), self._token_counts().get(token, 0)
         return math.log(1 + (n - df + 0.5) / (df + 0.5)) if df else 0.0
 
     def read_manifest(self) -> dict:
@@ -168,9 +183,11 @@ def sync_milvus(documents: list[Document], settings: Settings, embedder: Embedde
             annotate_chunks(chunks, doc)
             plans.append((doc, chunks, None))
     if settings.milvus_sparse == "weights":  # the passage length the stored weights assume, fixed at creation
-        lengths = [len(tokenize(c.text) or "x") for _, chunks, _ in plans for c in chunks]
-        header["avgdl"] = stored.get("avgdl") or (sum(lengths) / len(lengths) if lengths else 1.0)
-        store.avgdl = header["avgdl"]
+        avgdl = stored.get("avgdl")
+        if not avgdl:  # a new collection: the first upload's mean
+            lengths = [len(tokenize(c.text) or "x") for _, chunks, _ in plans for c in chunks]
+            avgdl = sum(lengths) / len(lengths) if lengths else 1.0
+        header["avgdl"] = store.avgdl = avgdl
     store.write_header(header)
     total = sum(len(c) for _, c, v in plans if v is None)
     batch = max(1, settings.embedding_batch_size)
@@ -201,7 +218,7 @@ def sync_milvus(documents: list[Document], settings: Settings, embedder: Embedde
         progress(1.0, f"indexed {len(documents)} documents")
     index = load_milvus_index(settings, store)
     if settings.milvus_sparse == "weights" and index.chunks:
-        avgdl = sum(len(tokenize(c.text) or "x") for c in index.chunks) / len(index.chunks)
+        avgdl = index.mean_passage_tokens()  # the same pass gives the IDF the first question needs
         if store.avgdl is None or abs(avgdl - store.avgdl) > settings.milvus_reweight_drift * store.avgdl:  # uploads moved the average
             store.reweight(avgdl)
             store.write_header({**{k: v for k, v in index.manifest.items() if k != "documents"}, "avgdl": avgdl})
