@@ -251,10 +251,8 @@ def _load(settings: Settings) -> Embedder:
         model = SentenceTransformer(str(path), device="cpu", local_files_only=True,
                                     model_kwargs={"dtype": torch.float32, "add_pooling_layer": False})
         embedder = Embedder(model, name, settings.embedding_batch_size, settings.query_prompt,
-                            settings.document_prompt)
-        embedder.runner = _runner(model, path, settings)
-        embedder.backend = embedder.runner.name
-        if embedder.backend in ("onnx-int8", "torch-bf16"):
+                            settings.document_prompt, runner=_runner(model, path, settings))
+        if embedder.backend in ("onnx-int8", "torch-bf16"):  # reduced-precision passages: float32 queries
             from . import fast_embed
 
             embedder.query_runner = fast_embed.TorchRunner(model[0].auto_model, model.tokenizer, "cpu")
