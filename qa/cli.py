@@ -224,6 +224,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("train_args", nargs=argparse.REMAINDER, help="options of `python -m qa.training.train` (--help)")
     p.set_defaults(func=cmd_train)
 
+    p = sub.add_parser("train-verifier", help="refit the answer verifier (qa/verifier.py) on CMRC/DRCD training data, "
+                       "calibrated on CMRC 2018 dev (CPU, ~15 min)", add_help=False)
+    p.add_argument("train_args", nargs=argparse.REMAINDER, help="options of `python -m qa.training.verifier` (--help)")
+    p.set_defaults(func=cmd_train)
+
     p = sub.add_parser("serve", help="start the Gradio chat app")
     p.add_argument("--host", default=None, help="bind address (default 127.0.0.1)")
     p.add_argument("--port", type=int, default=None)
@@ -237,6 +242,10 @@ def main(argv: list[str] | None = None) -> int:
         from .training.train import main as train_main
 
         return train_main(argv[1:])
+    if argv[:1] == ["train-verifier"]:  # options of qa.training.verifier
+        from .training.verifier import main as verifier_main
+
+        return verifier_main(argv[1:])
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s")
     try:

@@ -12,7 +12,8 @@ import re
 import threading
 import time
 import unicodedata
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from pathlib import Path
 from typing import Iterator
 
 from .aliases import AliasLexicon
@@ -30,8 +31,16 @@ from .stores.base import IndexCorruptError, IndexMissingError, IndexView, Progre
 from .stores.faiss_store import build_index, save_index
 from .text import strip_control
 from .types import Answer, Document
+from .verifier import DEFAULT_VERIFIER, AnswerVerifier, question_concepts, verify
 
 log = logging.getLogger(__name__)
+
+
+def _withdrawn(answer: Answer, score: float, threshold: float, what: str = "answer verifier: P(answered)") -> Answer:
+    """An abstention after reading: "not found", the passages kept as possibly related, no citation."""
+    return Answer(question=answer.question, text=abstention_text(answer.question, bool(answer.hits)), abstained=True,
+                  hits=answer.hits, confidence=score, reader=answer.reader, verification=answer.verification,
+                  notice=f"{what} {score:.2f} is below the threshold {threshold:.2f}")
 
 
 class QuestionError(ValueError):
@@ -114,6 +123,8 @@ class QAService:
         self._installed: dict[str, Reader] = {}  # readers given as objects (tests, notebooks)
         self.extracted_cache: dict[str, Document] = {}  # file fingerprint -> extracted upload, not extracted twice
         self._checked = time.monotonic()  # when a shared (Milvus) index was last compared with the database
+        self._verifier: tuple[tuple, AnswerVerifier] | None = None
+        self._installed_verifier: AnswerVerifier | None = None  # given as an object (training, tests)
 
     # ------------------------------------------------------------ set-up
     @property
@@ -262,7 +273,8 @@ class QAService:
             hits = [h for h in retriever.retrieve(query, wanted + own, mode=retrieval_mode, query_vector=vector)
                     if h.chunk.doc_id != exclude_doc][:wanted]
         asked = text if query == text else query
-        notice = unanswerable_notice(asked, index.normalized_text)
+        corpus_text = index.normalized_text_without(exclude_doc)
+        notice = unanswerable_notice(asked, corpus_text)
         if notice is not None:
             answer = Answer(question=asked, text=abstention_text(asked, bool(hits)),
                             abstained=True, hits=hits[:k], notice=notice)
@@ -270,9 +282,34 @@ class QAService:
             if reranking:
                 hits = chosen.rerank(asked, hits)
             answer = chosen.read(asked, hits, vector, index.title)
+            verifier = self.verifier if chosen.name == "neural" else None
+            if verifier is not None and not answer.abstained and answer.citations:
+                if verifier.covers(asked):
+                    concepts = question_concepts(asked, self.aliases)
+                    answer = verify(answer, asked, hits, verifier, concepts, corpus_text, _withdrawn)
+                elif answer.confidence < self.settings.abstain_threshold:  # outside its languages: the evidence score's cut
+                    answer = _withdrawn(answer, answer.confidence, self.settings.abstain_threshold, "evidence score")
             answer.hits = hits[:k]
         answer.question, answer.query, answer.reader = text, query, chosen.name
         return annotate_answer(answer, index.texts)
+
+    @property
+    def verifier(self) -> AnswerVerifier | None:
+        """The trained answer verifier (settings.answer_verifier), loaded once; None when switched off."""
+        if self._installed_verifier is not None:
+            return self._installed_verifier
+        if not self.settings.answer_verifier:
+            return None
+        path = Path(self.settings.verifier_path) if self.settings.verifier_path else DEFAULT_VERIFIER
+        if self._verifier is None or self._verifier[0] != (path, self.settings.verifier_threshold):
+            if not path.exists():
+                raise ReaderUnavailableError(f"answer verifier weights not found at {path}; rebuild them with "
+                                             "`qa train-verifier` or set QA_ANSWER_VERIFIER=0")
+            loaded = AnswerVerifier.load(path)
+            if self.settings.verifier_threshold >= 0:
+                loaded = replace(loaded, threshold=self.settings.verifier_threshold)
+            self._verifier = ((path, self.settings.verifier_threshold), loaded)
+        return self._verifier[1]
 
     def current_index(self) -> IndexView | None:
         """The active index; a shared Milvus index is compared with the database at most every
@@ -296,6 +333,10 @@ class QAService:
     def reader(self) -> Reader:
         """The configured reader (settings.reader)."""
         return self.reader_for(self.settings.reader)
+
+    def install_verifier(self, verifier: AnswerVerifier | None) -> None:
+        """Use this verifier for the neural reader's answers (None: back to settings.answer_verifier)."""
+        self._installed_verifier = verifier
 
     def install_reader(self, reader: Reader) -> None:
         """Use this Reader object for questions asking for `reader.name` (also as settings.reader)."""

@@ -20,7 +20,7 @@ from .aliases import AliasLexicon
 from .messages import display, not_found_message
 from .protocols import Embedder
 from .settings import Settings
-from .text import fold_script, normalize, tokenize
+from .text import fold_script, normalize
 from .types import Answer, Citation, Hit
 
 
@@ -94,19 +94,12 @@ class HeuristicReader:
         return scored
 
     def question_concepts(self, question: str) -> tuple[list[set[str]], list[set[str]]]:
-        """What an answer sentence should mention: one set of alternative spellings per concept.
+        """What an answer sentence should mention: one set of alternative spellings per concept
+        (qa/verifier.question_concepts), and the entity concepts among them."""
+        from .verifier import question_concepts
 
-        Alias groups named in the question are one concept each (so "01.AI" is matched by 零一萬物);
-        the remaining content words of the question are one concept each.
-        """
-        groups = self.aliases.groups_in(question)
-        concepts = [{normalize(name) for name in g} for g in groups]
-        entities = [{normalize(name) for name in g} for g in self.aliases.groups_in(question, entities_only=True)]
-        covered = normalize(" ".join(n for g in groups for n in g))
-        for term in dict.fromkeys(tokenize(question)):
-            if term not in covered and (len(term) > 1 or not term.isascii()):
-                concepts.append({term})
-        return concepts, entities
+        concepts = question_concepts(question, self.aliases)
+        return concepts.all, concepts.entities
 
     def rerank(self, question: str, hits: list[Hit]) -> list[Hit]:
         """Identity: the heuristic reader keeps the retrieval order and sets no reader_score."""

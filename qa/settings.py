@@ -81,6 +81,12 @@ class Settings:
     reader_verify_passages: int = 5  # the top hits whose best probability is the answer's confidence
     reader_int8: bool = True  # int8 dynamic quantization of the reading layers (about 2x faster on CPU)
 
+    # Answer verifier (qa/verifier.py): decides the neural reader's abstentions from the evidence's coverage
+    # of the question. Trained and calibrated by `qa train-verifier` (never on XQuAD or the seed set).
+    answer_verifier: bool = True
+    verifier_path: str = ""  # empty: the shipped qa/neural/weights/verifier.json
+    verifier_threshold: float = -1.0  # below 0: the threshold calibrated on CMRC 2018 dev, stored with the weights
+
     # Heuristic extractive reader.
     reader_chunks: int = 4  # top chunks whose sentences are scored
     answer_sentences: int = 3

@@ -110,6 +110,7 @@ class Answer:
     query: str = ""  # the retrieval query actually used (after follow-up rewriting)
     confidence: float = 0.0  # the reader's best score (heuristic reader: the best sentence score)
     reader: str = ""  # name of the reader that read the hits: "heuristic" | "neural"
+    verification: dict[str, float] = field(default_factory=dict)  # the answer verifier's inputs (qa/verifier.py)
 
     def to_json_dict(self) -> dict:
         """The documented `qa ask --json` shape."""

@@ -95,10 +95,11 @@ def test_off_topic_question_abstains(built_service):
 
 
 def test_abstention_follows_the_threshold(built_service, tmp_path):
-    strict = clone_service(built_service, tmp_path, abstain_threshold=5.0)
-    answer = strict.ask(ONE_AI_QUESTIONS[0])
-    assert answer.abstained and answer.citations == []
-    assert answer.hits  # retrieval still happened; the evidence was judged too weak
+    strict = clone_service(built_service, tmp_path, abstain_threshold=5.0, verifier_threshold=1.0)
+    for reader in ("heuristic", "neural"):  # the heuristic reader's own cut; the neural reader's answer verifier
+        answer = strict.ask(ONE_AI_QUESTIONS[0], reader=reader)
+        assert answer.abstained and answer.citations == [], reader
+        assert answer.hits  # retrieval still happened; the evidence was judged too weak
 
 
 def test_follow_up_question_uses_the_conversation(built_service):

@@ -21,13 +21,22 @@ def test_01ai_question_cites_the_01ai_passage_with_its_bold_span_inside_the_sent
     assert first.span_start is not None and first.start <= first.span_start < first.span_end <= first.end
     span = first.text[first.span_start - first.start : first.span_end - first.start]
     assert f"**{span.strip()}**" in answer.text.replace("\n", " ") or "**" in answer.text
-    assert answer.reader == "neural" and answer.confidence >= built_service.settings.abstain_threshold
+    verifier = built_service.verifier
+    assert answer.reader == "neural"
+    if verifier.covers(question):  # Chinese: the answer verifier judged it, and its inputs travel with the answer
+        assert answer.confidence >= verifier.threshold and answer.verification["answer_coverage"] > 0
+    else:  # English: outside the verifier's training languages, the evidence score's cut applies
+        assert answer.confidence >= built_service.settings.abstain_threshold and "answer_coverage" not in answer.verification
 
 
-@pytest.mark.xfail(strict=True, reason="known miss of issue 8: neither the heuristic threshold nor the trained reader's "
-                   "probability (at chance on the validation split) refuses these yet; strict, so a fix shows up")
-@pytest.mark.parametrize("question, script", [("今天北京天气怎么样？", "zh-Hans"), ("Where is Baichuan headquartered?", "en"),
-                                              ("🙂🙂", "en")])
+ENGLISH_MISS = pytest.mark.xfail(strict=True, reason="known miss of issue 8: the answer verifier only judges Chinese "
+                                  "questions (no English-over-Chinese training data); for these the evidence score's cut "
+                                  "still answers; strict, so a fix shows up")
+
+
+@pytest.mark.parametrize("question, script", [("今天北京天气怎么样？", "zh-Hans"), ("北京明天會下雨嗎？", "zh-Hant"),
+                                              pytest.param("Where is Baichuan headquartered?", "en", marks=ENGLISH_MISS),
+                                              pytest.param("🙂🙂", "en", marks=ENGLISH_MISS)])
 def test_questions_the_documents_do_not_cover_are_refused_in_their_language(built_service, question, script):
     try:
         answer = ask(built_service, question)
@@ -43,12 +52,13 @@ def test_questions_the_documents_do_not_cover_are_refused_in_their_language(buil
 def test_the_reader_vetoes_the_heuristic_answer_below_its_threshold(built_service, tmp_path):
     from conftest import clone_service
 
-    strict = clone_service(built_service, tmp_path / "strict", reader_verify=True, reader_threshold=1.01)
+    # the model's own veto, without the answer verifier (which would set the confidence afterwards)
+    strict = clone_service(built_service, tmp_path / "strict", reader_verify=True, reader_threshold=1.01, answer_verifier=False)
     answer = ask(strict, WHY_01AI[0])
     assert answer.abstained and not answer.citations and answer.hits
     assert answer.text.startswith(NOT_FOUND["en"]) and "below the threshold 1.01" in answer.notice
     assert 0.0 <= answer.confidence < 1.01
-    lenient = clone_service(built_service, tmp_path / "lenient", reader_verify=True, reader_threshold=0.0)
+    lenient = clone_service(built_service, tmp_path / "lenient", reader_verify=True, reader_threshold=0.0, answer_verifier=False)
     kept = ask(lenient, WHY_01AI[0])
     assert not kept.abstained and kept.citations == ask(built_service, WHY_01AI[0]).citations
     assert kept.confidence == pytest.approx(answer.confidence)  # the veto's confidence: the model's best probability
@@ -68,13 +78,14 @@ def test_the_heuristic_reader_stays_available_as_the_baseline(built_service):
     assert answer.reader == "heuristic" and not answer.abstained and answer.citations
 
 
-# Pinned on the built-in corpus with the shipped weights: a change in jieba, bm25s, faiss, torch or the
-# weights that moves retrieval, the heuristic confidence or the span shows up here first.
+# Pinned on the built-in corpus with the shipped weights: a change in jieba, bm25s, faiss, torch, the reader's
+# or the verifier's weights that moves retrieval, the confidence or the span shows up here first. Confidence:
+# the answer verifier's P(answered) for Chinese questions, the evidence score for English ones.
 PINNED = [
-    ("零一万物为什么放弃预训练？", ("china-llm-startups-overview-transcript.txt", 2628), 1.035, 152, "讓零一萬物陷入可能被收購的輿論旋渦,“逼"),
+    ("零一万物为什么放弃预训练？", ("china-llm-startups-overview-transcript.txt", 2628), 0.417, 152, "讓零一萬物陷入可能被收購的輿論旋渦,“逼"),
     ("why did 01.AI give up pretraining?", ("china-llm-startups-overview-transcript.txt", 2628), 0.937, 1205,
      "李開復迴應了零一萬物的變動:主要聚焦在預訓練團隊及Infra團隊,其中大部分預訓練算法團隊加入通義團隊,Infra團隊加入阿里雲,成爲阿里員工"),
-    ("阶跃星辰的创始人是谁？", ("china-llm-startups-overview-transcript.txt", 889), 1.131, 1038, "姜大昕"),
+    ("阶跃星辰的创始人是谁？", ("china-llm-startups-overview-transcript.txt", 889), 0.902, 1038, "姜大昕"),
 ]
 
 

@@ -156,7 +156,24 @@ def settings_line(settings: Settings, readers: Sequence[str]) -> str:
     return (f"- settings: model `{settings.embedding_model}`, readers {', '.join(readers)} "
             f"(reranking readers read {settings.reader_candidates} fused passages), abstain_threshold "
             f"{settings.abstain_threshold}, RRF weights dense {settings.dense_weight} / sparse {settings.sparse_weight} "
-            f"(k={settings.rrf_k}), chunks of {settings.chunk_tokens} tokens; every setting is in the JSON")
+            f"(k={settings.rrf_k}), chunks of {settings.chunk_tokens} tokens; every setting is in the JSON" + verifier_note(settings, readers))
+
+
+def verifier_note(settings: Settings, readers: Sequence[str]) -> str:
+    """What decides the neural reader's abstentions, and on what its cut was calibrated."""
+    if "neural" not in readers or not settings.answer_verifier:
+        return ""
+    from ..verifier import DEFAULT_VERIFIER, AnswerVerifier
+
+    try:
+        verifier = AnswerVerifier.load(Path(settings.verifier_path) if settings.verifier_path else DEFAULT_VERIFIER)
+    except (OSError, ValueError):
+        return ""
+    cut = settings.verifier_threshold if settings.verifier_threshold >= 0 else verifier.threshold
+    return (f"\n- abstention, neural reader: the answer verifier (qa/verifier.py; trained on CMRC 2018 train and DRCD's "
+            f"training part, cut {cut:.3f} calibrated on the first CMRC 2018 dev paragraphs) judges questions in "
+            f"{' / '.join(verifier.languages)}; other questions (English) keep the evidence-score cut abstain_threshold "
+            f"{settings.abstain_threshold}, which was calibrated on the seed set (`qa eval --calibrate`)")
 
 
 # ------------------------------------------------------------------ combining benchmark results

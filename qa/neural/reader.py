@@ -68,7 +68,9 @@ class NeuralReader:
         self.reranks = bool(settings.reader_rerank)
         from ..reader import HeuristicReader
 
-        self.sentences = HeuristicReader(embedder, aliases, settings, corpus_text=corpus_text)
+        # with the answer verifier on, the verifier decides abstention (qa/pipeline.py), not the sentence score
+        sentence_settings = settings.with_overrides(abstain_threshold=float("-inf")) if settings.answer_verifier else settings
+        self.sentences = HeuristicReader(embedder, aliases, sentence_settings, corpus_text=corpus_text)
         self.model = load_model(weights_path(settings), settings.reader_int8)
         self.lower_layers = int(self.model.config["lower_layers"])
         base = self._bundled(embedder, settings)
@@ -164,6 +166,9 @@ class NeuralReader:
             if span is not None and first.start <= span[0] < span[1] <= first.end:
                 first.span_start, first.span_end = span
                 hit.span, hit.reader_score = span, r.probability
+                # signals for the answer verifier (qa/verifier.py): how sure the span head is inside the cited
+                # sentence, and how much better a span elsewhere in the passage scores
+                answer.verification = {"span_score": r.span_score, "span_gap": max(0.0, r.free_score - r.span_score)}
         answer.text = compose(answer.citations)
         return answer
 

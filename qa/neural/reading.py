@@ -17,7 +17,8 @@ class PassageReading:
     probability: float  # that this passage answers the question
     start: int  # best span, character offsets into the passage text given to the encoder
     end: int
-    span_score: float
+    span_score: float  # start + end logit of that span
+    free_score: float = float("-inf")  # the best span score anywhere in the passage (equals span_score without a window)
 
 
 def pad_states(items: list[np.ndarray], hidden: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -52,9 +53,9 @@ def read_passages(model: ReaderModel, question: EncodedText, passages: list[Enco
         start, end, answerable, null = model(q, qm, p, pm)
         valid = answer_mask(group, p.shape[1])
         neg = torch.finfo(start.dtype).min
+        _, _, free = best_spans(start.masked_fill(~valid, neg), end.masked_fill(~valid, neg))
         if model.config.get("null_slot"):
             # P(answer) = sigmoid(best span score - no-answer score), over the whole passage (not the window).
-            _, _, free = best_spans(start.masked_fill(~valid, neg), end.masked_fill(~valid, neg))
             probs = torch.sigmoid(free - null.sum(dim=-1))
         else:
             probs = torch.sigmoid(answerable)
@@ -70,5 +71,6 @@ def read_passages(model: ReaderModel, question: EncodedText, passages: list[Enco
             if enc.starts[s] < 0 or enc.ends[e] < 0:  # a passage with no text tokens
                 out.append(PassageReading(float(probs[i]), 0, 0, float("-inf")))
                 continue
-            out.append(PassageReading(float(probs[i]), int(enc.starts[s]), int(max(enc.ends[e], enc.starts[s])), float(score[i])))
+            out.append(PassageReading(float(probs[i]), int(enc.starts[s]), int(max(enc.ends[e], enc.starts[s])),
+                                      float(score[i]), float(free[i])))
     return out

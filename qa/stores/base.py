@@ -122,6 +122,19 @@ class IndexView:
         """All chunk text, normalized and without whitespace: tells whether the corpus mentions a term at all."""
         return re.sub(r"\s+", "", normalize("\n".join(c.text for c in self.chunks)))
 
+    @cached_property
+    def _normalized_by_document(self) -> dict[str, str]:
+        parts: dict[str, list[str]] = {}
+        for c in self.chunks:
+            parts.setdefault(c.doc_id, []).append(c.text)
+        return {d: re.sub(r"\s+", "", normalize("\n".join(texts))) for d, texts in parts.items()}
+
+    def normalized_text_without(self, doc_id: str | None) -> str:
+        """normalized_text as if `doc_id` were not indexed (evaluation's answer-removed setting)."""
+        if doc_id is None or doc_id not in self._normalized_by_document:
+            return self.normalized_text
+        return "".join(t for d, t in self._normalized_by_document.items() if d != doc_id)
+
     def title(self, doc_id: str) -> str:
         return self.documents.get(doc_id, {}).get("title", doc_id)
 

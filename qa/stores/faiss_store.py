@@ -78,6 +78,7 @@ class SearchIndex(IndexView):
             self.dense.add(np.ascontiguousarray(vectors, dtype=np.float32))
         self.sparse = SparseIndex([c.text for c in self.chunks])
         self.__dict__.pop("normalized_text", None)
+        self.__dict__.pop("_normalized_by_document", None)
         return list(range(first, len(self.chunks)))
 
     def delete_documents(self, doc_ids) -> int:
@@ -95,6 +96,7 @@ class SearchIndex(IndexView):
             self.texts.pop(doc_id, None)
         self.sparse = SparseIndex([c.text for c in self.chunks])
         self.__dict__.pop("normalized_text", None)
+        self.__dict__.pop("_normalized_by_document", None)
         return removed
 
 

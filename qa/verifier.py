@@ -1,0 +1,177 @@
+"""Answer verifier: decides whether the documents really answer the question the neural reader just answered.
+
+The readers' own scores do not separate answer-bearing evidence from merely related evidence (the
+heuristic sentence score, and the neural reader's "answers" head, see qa/neural/weights/MODEL_CARD.md).
+What helps is whether the quoted evidence mentions what the question asks about: the question's terms
+(alias groups, Chinese words, numbers) found in the cited sentences, in the top passages, and anywhere
+in the corpus, next to the reader's own scores.
+
+A logistic model over those features gives P(the answer is right). `qa train-verifier` fits it on public
+training data only (CMRC 2018 train and DRCD's training part, asked as they are, without their paragraph
+and without their answer sentence) and calibrates its cut on CMRC 2018 dev; weights, feature statistics,
+languages and provenance ship in qa/neural/weights/verifier.json. It judges Chinese questions only: no
+public training set asks English questions over Chinese text.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from .text import normalize
+from .types import Answer, Hit
+
+DEFAULT_VERIFIER = Path(__file__).resolve().parent / "neural" / "weights" / "verifier.json"
+
+FEATURES = (
+    "evidence",            # the reader's best score (heuristic: cosine + keyword share of the best sentence)
+    "span_probability",    # the neural reader's probability on the cited span's passage (0.5 without one)
+    "span_score",          # its span head's start + end logit for the bold span (0 without one)
+    "span_gap",            # how much higher the best span elsewhere in that passage scores (0 without one)
+    "sentence_coverage",   # share of the question's checkable concepts in the first cited sentence
+    "answer_coverage",     # ... in all cited sentences together
+    "passage_coverage",    # ... in the top three passages
+    "unknown_share",       # share of checkable concepts the whole corpus never mentions
+    "attribute_sentence",  # share of the checkable concepts that are not named entities in the first cited sentence
+    "attribute_passages",  # ... in the top three passages
+    "quantity_mismatch",   # "how many / 多少" asked, and the first cited sentence holds no number
+    "entity_in_sentence",  # the first cited sentence names one of the question's entities (1 without entities)
+    "checkable",           # how many concepts could be checked (capped at 6, divided by 6)
+)
+
+# The direction each feature may push P(answered), fixed before fitting: more coverage or a surer span never
+# lowers it, terms missing from the corpus never raise it. Without these bounds the fit leaned on collinear
+# pairs (coverage in the sentence against coverage in the passages) and gave the same validation accuracy.
+SIGNS = {"evidence": 1, "span_probability": 1, "span_score": 1, "span_gap": -1, "sentence_coverage": 1,
+         "answer_coverage": 1, "passage_coverage": 1, "unknown_share": -1, "attribute_sentence": 1,
+         "attribute_passages": 1, "quantity_mismatch": -1, "entity_in_sentence": 1, "checkable": 0}
+
+_QUANTITY = re.compile(r"多少|几|多大|多高|多长|多久|多远|多重|数量|how (many|much|long|old|large|big|tall|far)|what (number|percentage|amount)",
+                       re.IGNORECASE)
+_NUMBER = re.compile(r"[0-9零〇一二三四五六七八九十百千万亿兩两]")
+
+
+@dataclass
+class Concepts:
+    """What an answer should mention: one set of alternative (normalized) spellings per concept."""
+    all: list[set[str]] = field(default_factory=list)
+    entities: list[set[str]] = field(default_factory=list)
+
+    @property
+    def checkable(self) -> list[set[str]]:
+        """Concepts that can be looked for in Chinese text: some alternative is not plain ASCII, or is a number."""
+        return [c for c in self.all if any(not a.isascii() or a.isdigit() or any(ch.isdigit() for ch in a) for a in c)]
+
+    @property
+    def non_entities(self) -> list[set[str]]:
+        named = [e for e in self.entities]
+        return [c for c in self.checkable if not any(c & e for e in named)]
+
+
+def question_concepts(question: str, aliases) -> Concepts:
+    """Alias groups named in the question are one concept each (so "01.AI" is matched by 零一萬物); the
+    remaining content words are one concept each."""
+    from .text import tokenize
+
+    groups = aliases.groups_in(question)
+    concepts = [{normalize(name) for name in g} for g in groups]
+    entities = [{normalize(name) for name in g} for g in aliases.groups_in(question, entities_only=True)]
+    covered = normalize(" ".join(n for g in groups for n in g))
+    for term in dict.fromkeys(tokenize(question)):
+        if term not in covered and (len(term) > 1 or not term.isascii()):
+            concepts.append({term})
+    return Concepts(concepts, entities)
+
+
+def _share(concepts: list[set[str]], text: str) -> float:
+    if not concepts:
+        return 1.0
+    return sum(any(a in text for a in c) for c in concepts) / len(concepts)
+
+
+def evidence_features(question: str, answer: Answer, hits: list[Hit], concepts: Concepts,
+                      corpus_text: str | None) -> dict[str, float]:
+    """The verifier's inputs for one answer (see FEATURES)."""
+    checkable = concepts.checkable
+    cited = answer.citations
+    first = normalize(cited[0].text) if cited else ""
+    together = normalize(" ".join(c.text for c in cited))
+    passages = normalize(" ".join(h.chunk.text for h in hits[:3]))
+    span_hit = next((h for h in hits if h.span is not None and h.reader_score is not None), None)
+    entities = concepts.entities
+    return {
+        "evidence": float(answer.confidence),
+        "span_probability": float(span_hit.reader_score) if span_hit is not None else 0.5,
+        "span_score": float(answer.verification.get("span_score", 0.0)),
+        "span_gap": float(answer.verification.get("span_gap", 0.0)),
+        "sentence_coverage": _share(checkable, first),
+        "answer_coverage": _share(checkable, together),
+        "passage_coverage": _share(checkable, passages),
+        "unknown_share": (1.0 - _share(checkable, corpus_text)) if corpus_text is not None and checkable else 0.0,
+        "attribute_sentence": _share(concepts.non_entities, first),
+        "attribute_passages": _share(concepts.non_entities, passages),
+        "quantity_mismatch": float(bool(_QUANTITY.search(normalize(question))) and not _NUMBER.search(first)),
+        "entity_in_sentence": float(not entities or any(any(a in first for a in e) for e in entities)),
+        "checkable": min(len(checkable), 6) / 6.0,
+    }
+
+
+@dataclass(frozen=True)
+class AnswerVerifier:
+    """A logistic model over FEATURES; `threshold` is the probability below which the answer is withdrawn."""
+    weights: tuple[float, ...]
+    bias: float
+    mean: tuple[float, ...]
+    scale: tuple[float, ...]
+    threshold: float
+    languages: tuple[str, ...] = ("zh-Hans", "zh-Hant")  # question scripts it was trained on (qa.loader.detect_script)
+    provenance: dict = field(default_factory=dict, compare=False, hash=False)
+
+    def covers(self, question: str) -> bool:
+        """Whether the question is in a script the verifier was trained on. Its training data has no English
+        question over Chinese text (the only such public set, XQuAD, is a test set), so it does not judge those."""
+        from .loader import detect_script
+
+        return detect_script(question) in self.languages
+
+    def probability(self, features: dict[str, float]) -> float:
+        z = self.bias + sum(w * (features[name] - m) / s
+                            for w, name, m, s in zip(self.weights, FEATURES, self.mean, self.scale))
+        return 1.0 / (1.0 + math.exp(-max(-50.0, min(50.0, z))))
+
+    def to_json(self) -> dict:
+        return {"features": list(FEATURES), "weights": list(self.weights), "bias": self.bias, "mean": list(self.mean),
+                "scale": list(self.scale), "threshold": self.threshold, "languages": list(self.languages),
+                "provenance": self.provenance}
+
+    def save(self, path: Path) -> None:
+        path = Path(path)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        tmp = path.with_suffix(".tmp")
+        tmp.write_text(json.dumps(self.to_json(), indent=1, ensure_ascii=False) + "\n", encoding="utf-8")
+        tmp.replace(path)
+
+    @classmethod
+    def load(cls, path: Path) -> "AnswerVerifier":
+        raw = json.loads(Path(path).read_text(encoding="utf-8"))
+        if tuple(raw["features"]) != FEATURES:
+            raise ValueError(f"{path}: verifier trained on features {raw['features']}, this code computes {list(FEATURES)}; "
+                             "retrain it with `qa train-verifier`")
+        return cls(tuple(raw["weights"]), float(raw["bias"]), tuple(raw["mean"]), tuple(raw["scale"]),
+                   float(raw["threshold"]), tuple(raw.get("languages", ("zh-Hans", "zh-Hant"))), raw.get("provenance", {}))
+
+
+def verify(answer: Answer, question: str, hits: list[Hit], verifier: AnswerVerifier, concepts: Concepts,
+           corpus_text: str | None, withdraw: Callable[[Answer, float, float], Answer]) -> Answer:
+    """The answer with its confidence set to the verifier's probability, or `withdraw(...)` below the threshold."""
+    features = evidence_features(question, answer, hits, concepts, corpus_text)  # uses the reader's span signals
+    p = verifier.probability(features)
+    answer.confidence = p
+    answer.verification = features
+    if p < verifier.threshold:
+        return withdraw(answer, p, verifier.threshold)
+    return answer

@@ -1,0 +1,133 @@
+"""The answer verifier: its concepts, its features on hand-computed cases, its model file and its training maths."""
+
+import json
+import math
+
+import numpy as np
+import pytest
+
+from qa.aliases import AliasLexicon
+from qa.types import Answer, Chunk, Citation, Hit
+from qa.verifier import FEATURES, AnswerVerifier, Concepts, DEFAULT_VERIFIER, evidence_features, question_concepts
+
+
+def test_concepts_are_alias_groups_and_content_words_with_entities_apart():
+    aliases = AliasLexicon(entities=(("01.AI", "零一万物", "零一萬物"),))
+    concepts = question_concepts("零一万物2024年的营收是多少？", aliases)
+    assert {"01.ai", "零一万物"} <= concepts.all[0] and concepts.entities == [concepts.all[0]]
+    assert {"营收"} in concepts.all and {"2024"} in concepts.all
+    assert len(concepts.checkable) == len(concepts.all) and concepts.all[0] not in concepts.non_entities
+    english = question_concepts("What is the revenue of 01.AI?", aliases)
+    assert {"revenue"} in english.all and english.checkable == [english.all[0]]  # English words cannot be checked
+
+
+def _answer(sentence: str, passage: str, confidence: float = 0.9, span_probability: float | None = 0.7):
+    chunk = Chunk(doc_id="d", chunk_id=0, start=0, end=len(passage), text=passage)
+    hit = Hit(chunk, 1.0)
+    if span_probability is not None:
+        hit.span, hit.reader_score = (0, 2), span_probability
+    citation = Citation(doc="d", start=0, end=len(sentence), text=sentence, score=confidence)
+    return Answer(question="q", text=sentence, abstained=False, citations=[citation], hits=[hit], confidence=confidence), [hit]
+
+
+def test_features_on_a_hand_computed_case():
+    concepts = Concepts(all=[{"商汤"}, {"营收"}, {"2024"}], entities=[{"商汤"}])
+    answer, hits = _answer("商汤在2024年发布了新模型。", "商汤在2024年发布了新模型。另一句话。")
+    f = evidence_features("商汤2024年的营收是多少？", answer, hits, concepts, corpus_text="商汤在2024年发布了新模型。")
+    assert f["sentence_coverage"] == pytest.approx(2 / 3) and f["answer_coverage"] == pytest.approx(2 / 3)
+    assert f["passage_coverage"] == pytest.approx(2 / 3)
+    assert f["unknown_share"] == pytest.approx(1 / 3)  # 营收 is nowhere in the corpus
+    assert f["attribute_sentence"] == pytest.approx(1 / 2)  # of 营收 and 2024 (商汤 is the entity), 2024 is there
+    assert f["attribute_passages"] == pytest.approx(1 / 2)
+    assert f["quantity_mismatch"] == 0.0  # "多少" asked, and the sentence has a number (2024)
+    assert f["entity_in_sentence"] == 1.0 and f["span_probability"] == 0.7 and f["evidence"] == 0.9
+    assert f["checkable"] == pytest.approx(3 / 6)
+    assert set(f) == set(FEATURES)
+
+
+def test_a_quantity_question_over_a_sentence_without_numbers_is_a_mismatch():
+    concepts = Concepts(all=[{"员工"}], entities=[])
+    answer, hits = _answer("公司员工很多。", "公司员工很多。", span_probability=None)
+    f = evidence_features("公司有多少员工？", answer, hits, concepts, corpus_text=None)
+    assert f["quantity_mismatch"] == 1.0 and f["span_probability"] == 0.5 and f["unknown_share"] == 0.0
+
+
+def test_verifier_probability_is_the_logistic_of_standardized_features_and_survives_a_round_trip(tmp_path):
+    n = len(FEATURES)
+    verifier = AnswerVerifier(weights=(2.0,) + (0.0,) * (n - 1), bias=-1.0, mean=(0.5,) + (0.0,) * (n - 1),
+                              scale=(0.25,) + (1.0,) * (n - 1), threshold=0.4, provenance={"trained_on": "test"})
+    features = dict.fromkeys(FEATURES, 0.0) | {"evidence": 1.0}
+    assert verifier.probability(features) == pytest.approx(1 / (1 + math.exp(-(-1.0 + 2.0 * (1.0 - 0.5) / 0.25))))
+    verifier.save(tmp_path / "v.json")
+    assert AnswerVerifier.load(tmp_path / "v.json") == verifier
+
+
+def test_a_verifier_file_for_other_features_is_refused_with_a_message(tmp_path):
+    raw = json.loads(DEFAULT_VERIFIER.read_text(encoding="utf-8"))
+    raw["features"] = raw["features"][:-1]
+    (tmp_path / "old.json").write_text(json.dumps(raw), encoding="utf-8")
+    with pytest.raises(ValueError, match="qa train-verifier"):
+        AnswerVerifier.load(tmp_path / "old.json")
+
+
+def test_the_shipped_verifier_was_trained_and_calibrated_on_public_data_only():
+    verifier = AnswerVerifier.load(DEFAULT_VERIFIER)
+    assert 0.0 < verifier.threshold < 1.0
+    trained = verifier.provenance["trained_on"]
+    assert set(trained) == {"cmrc-train", "drcd-train"} and verifier.provenance["calibrated_on"]["set"] == "cmrc-dev"
+    files = json.dumps([verifier.provenance["trained_on"], verifier.provenance["calibrated_on"]]).lower()
+    assert "xquad" not in files and "questions.jsonl" not in files and "cmrc2018_dev" in files
+    # on its calibration split it separates answered from answer-removed questions well above chance
+    assert verifier.provenance["calibration"]["balanced_accuracy"] >= 0.75
+    assert verifier.languages == ("zh-Hans", "zh-Hant")  # no English question over Chinese text was trained on
+
+
+def test_logistic_fit_separates_a_separable_toy_set():
+    from qa.training.verifier import fit_logistic
+
+    x = np.array([[0.0], [0.1], [0.2], [0.8], [0.9], [1.0]])
+    y = np.array([0, 0, 0, 1, 1, 1], dtype=float)
+    w, b, mean, scale = fit_logistic(x, y, l2=0.1)
+    p = 1 / (1 + np.exp(-(((x - mean) / scale) @ w + b)))
+    assert w[0] > 0 and (p[:3] < 0.5).all() and (p[3:] > 0.5).all()
+    bounded, *_ = fit_logistic(x, y, l2=0.1, signs=[-1])  # a weight held at <= 0 cannot follow the data
+    assert bounded[0] == pytest.approx(0.0, abs=1e-6)
+
+
+def test_the_pipeline_withdraws_an_answer_below_the_cut_and_keeps_the_passages(built_service, tmp_path):
+    from conftest import clone_service
+
+    from qa.messages import NOT_FOUND
+
+    question = "阶跃星辰的创始人是谁？"
+    assert not built_service.ask(question).abstained
+    strict = clone_service(built_service, tmp_path / "strict", verifier_threshold=1.0)
+    answer = strict.ask(question)
+    assert answer.abstained and not answer.citations and answer.hits
+    assert answer.text.startswith(NOT_FOUND["zh-Hans"]) and "answer verifier" in answer.notice
+    assert set(answer.verification) == set(FEATURES) and 0.0 <= answer.confidence < 1.0
+    off = clone_service(built_service, tmp_path / "off", answer_verifier=False)
+    unchecked = off.ask(question)
+    assert not unchecked.abstained and "answer_coverage" not in unchecked.verification
+
+
+def test_english_questions_are_left_to_the_evidence_score_cut(built_service, tmp_path):
+    from conftest import clone_service
+
+    strict = clone_service(built_service, tmp_path / "strict", verifier_threshold=1.0, abstain_threshold=5.0)
+    answer = strict.ask("why did 01.AI give up pretraining?")
+    assert answer.abstained and "evidence score" in answer.notice and "answer_coverage" not in answer.verification
+
+
+def test_the_heuristic_baseline_is_not_verified(built_service):
+    answer = built_service.ask("阶跃星辰的创始人是谁？", reader="heuristic")
+    assert answer.verification == {} and answer.confidence == pytest.approx(answer.citations[0].score)
+
+
+def test_corpus_text_without_a_document_drops_only_that_document(built_service):
+    index = built_service.index
+    doc = index.chunks[0].doc_id
+    rest = index.normalized_text_without(doc)
+    assert 0 < len(rest) < len(index.normalized_text)
+    assert index.normalized_text_without(None) == index.normalized_text
+    assert index.normalized_text_without("no-such-document") == index.normalized_text
