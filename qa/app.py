@@ -406,7 +406,8 @@ class Handlers:
                     turn["html"] = answer_html(answer)
                     conv["asked"].append(question)
                     conv["last"] = {"reader": answer.reader, "confidence": round(float(answer.confidence), 4),
-                                    "abstained": answer.abstained}
+                                    "abstained": answer.abstained,
+                                    "measure": "P(answered)" if "answer_coverage" in answer.verification else "evidence score"}
                     yield (self.render_chat(conv["turns"]), gr.skip(), sources_html(answer, self.corpus, self.scripts()),
                            meta_html(answer, time.perf_counter() - started), conv)
         except QuestionError as exc:
@@ -459,8 +460,9 @@ class Handlers:
         if cfg.reader == "neural" and cfg.reader_rerank:
             line += f" (trained; reranks, abstains below probability {cfg.reader_threshold:.2f})"
         elif cfg.reader == "neural" and self.service.verifier is not None:
-            line += (f" (trained span in bold; the answer verifier abstains below "
-                     f"P(answered) {self.service.verifier.threshold:.2f})")
+            line += (f" (trained span in bold; on Chinese questions the answer verifier abstains below "
+                     f"P(answered) {self.service.verifier.threshold:.2f}, on others the evidence score below "
+                     f"{cfg.abstain_threshold:.2f})")
         elif cfg.reader == "neural":
             line += (f" (trained span in bold; sentences and abstention by the evidence score, "
                      f"abstains below {cfg.abstain_threshold:.2f})")
@@ -470,7 +472,7 @@ class Handlers:
         if last:
             verdict = "abstained" if last.get("abstained") else "answered"
             line += (f' · last answer: confidence <b id="reader-confidence-value">{float(last.get("confidence", 0)):.2f}</b>'
-                     f" ({verdict})")
+                     f" ({esc(last.get('measure', 'evidence score'))}; {verdict})")
         return f'<div id="reader-info">{line}</div>'
 
     @staticmethod

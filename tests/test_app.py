@@ -113,6 +113,16 @@ def test_respond_streams_answer_sources_and_history(built_service):
     assert "stale" in chat2[1]["content"]
 
 
+def test_settings_say_what_decided_the_last_answer(built_service):
+    h = Handlers(built_service)
+    assert "answer verifier abstains below P(answered)" in h.reader_info()
+    *_, conv = _final(h.respond("今天北京天气怎么样？", "extractive", 5, None))
+    line = _text(h.reader_info(conv))
+    assert "(P(answered); abstained)" in line  # a Chinese question: the verifier's probability, and it refused
+    *_, conv = _final(h.respond("why did 01.AI give up pretraining?", "extractive", 5, None))
+    assert "(evidence score; answered)" in _text(h.reader_info(conv))  # English: the evidence score's cut
+
+
 @pytest.mark.parametrize("question,expected", [("   ", "Please type a question"), ("問" * 5000, "too long")])
 def test_respond_rejects_bad_questions(built_service, question, expected):
     chat, *_ = _final(Handlers(built_service).respond(question, "extractive", 5, None))
