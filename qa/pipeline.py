@@ -12,8 +12,7 @@ import re
 import threading
 import time
 import unicodedata
-from dataclasses import dataclass, replace
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Iterator
 
 from .aliases import AliasLexicon
@@ -31,16 +30,16 @@ from .stores.base import IndexCorruptError, IndexMissingError, IndexView, Progre
 from .stores.faiss_store import build_index, save_index
 from .text import strip_control
 from .types import Answer, Document
-from .verifier import DEFAULT_VERIFIER, AnswerVerifier, question_concepts, verify
+from .verifier import AnswerVerifier, evidence_features, load_verifier, question_concepts
 
 log = logging.getLogger(__name__)
 
 
-def _withdrawn(answer: Answer, score: float, threshold: float, what: str = "answer verifier: P(answered)") -> Answer:
+def _withdrawn(answer: Answer, threshold: float, measure: str) -> Answer:
     """An abstention after reading: "not found", the passages kept as possibly related, no citation."""
     return Answer(question=answer.question, text=abstention_text(answer.question, bool(answer.hits)), abstained=True,
-                  hits=answer.hits, confidence=score, reader=answer.reader, verification=answer.verification,
-                  notice=f"{what} {score:.2f} is below the threshold {threshold:.2f}")
+                  hits=answer.hits, confidence=answer.confidence, reader=answer.reader, verification=answer.verification,
+                  notice=f"{measure} {answer.confidence:.2f} is below the threshold {threshold:.2f}")
 
 
 class QuestionError(ValueError):
@@ -123,7 +122,7 @@ class QAService:
         self._installed: dict[str, Reader] = {}  # readers given as objects (tests, notebooks)
         self.extracted_cache: dict[str, Document] = {}  # file fingerprint -> extracted upload, not extracted twice
         self._checked = time.monotonic()  # when a shared (Milvus) index was last compared with the database
-        self._verifier: tuple[tuple, AnswerVerifier] | None = None
+        self._verifier: tuple[Settings, AnswerVerifier] | None = None
         self._installed_verifier: AnswerVerifier | None = None  # given as an object (training, tests)
 
     # ------------------------------------------------------------ set-up
@@ -284,31 +283,31 @@ class QAService:
             answer = chosen.read(asked, hits, vector, index.title)
             verifier = self.verifier if chosen.name == "neural" else None
             if verifier is not None and not answer.abstained and answer.citations:
-                if verifier.covers(asked):
-                    concepts = question_concepts(asked, self.aliases)
-                    answer = verify(answer, asked, hits, verifier, concepts, corpus_text, _withdrawn)
-                elif answer.confidence < self.settings.abstain_threshold:  # outside its languages: the evidence score's cut
-                    answer = _withdrawn(answer, answer.confidence, self.settings.abstain_threshold, "evidence score")
+                if verifier.covers(asked):  # P(answered) replaces the reader's score as the answer's confidence
+                    answer.verification = evidence_features(asked, answer, hits, question_concepts(asked, self.aliases),
+                                                            corpus_text)
+                    answer.confidence = verifier.probability(answer.verification)
+                    cut, measure = verifier.threshold, "answer verifier: P(answered)"
+                else:  # outside its languages: the evidence score's cut
+                    cut, measure = self.settings.abstain_threshold, "evidence score"
+                if answer.confidence < cut:
+                    answer = _withdrawn(answer, cut, measure)
             answer.hits = hits[:k]
         answer.question, answer.query, answer.reader = text, query, chosen.name
         return annotate_answer(answer, index.texts)
 
     @property
     def verifier(self) -> AnswerVerifier | None:
-        """The trained answer verifier (settings.answer_verifier), loaded once; None when switched off."""
+        """The trained answer verifier (settings.answer_verifier), loaded once per settings; None when switched off."""
         if self._installed_verifier is not None:
             return self._installed_verifier
         if not self.settings.answer_verifier:
             return None
-        path = Path(self.settings.verifier_path) if self.settings.verifier_path else DEFAULT_VERIFIER
-        if self._verifier is None or self._verifier[0] != (path, self.settings.verifier_threshold):
-            if not path.exists():
-                raise ReaderUnavailableError(f"answer verifier weights not found at {path}; rebuild them with "
-                                             "`qa train-verifier` or set QA_ANSWER_VERIFIER=0")
-            loaded = AnswerVerifier.load(path)
-            if self.settings.verifier_threshold >= 0:
-                loaded = replace(loaded, threshold=self.settings.verifier_threshold)
-            self._verifier = ((path, self.settings.verifier_threshold), loaded)
+        if self._verifier is None or self._verifier[0] != self.settings:
+            try:
+                self._verifier = (self.settings, load_verifier(self.settings))
+            except FileNotFoundError as exc:
+                raise ReaderUnavailableError(str(exc)) from None
         return self._verifier[1]
 
     def current_index(self) -> IndexView | None:

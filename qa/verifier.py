@@ -20,7 +20,6 @@ import math
 import re
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from .text import normalize
 from .types import Answer, Hit
@@ -68,8 +67,7 @@ class Concepts:
 
     @property
     def non_entities(self) -> list[set[str]]:
-        named = [e for e in self.entities]
-        return [c for c in self.checkable if not any(c & e for e in named)]
+        return [c for c in self.checkable if not any(c & e for e in self.entities)]
 
 
 def question_concepts(question: str, aliases) -> Concepts:
@@ -165,13 +163,14 @@ class AnswerVerifier:
                    float(raw["threshold"]), tuple(raw.get("languages", ("zh-Hans", "zh-Hant"))), raw.get("provenance", {}))
 
 
-def verify(answer: Answer, question: str, hits: list[Hit], verifier: AnswerVerifier, concepts: Concepts,
-           corpus_text: str | None, withdraw: Callable[[Answer, float, float], Answer]) -> Answer:
-    """The answer with its confidence set to the verifier's probability, or `withdraw(...)` below the threshold."""
-    features = evidence_features(question, answer, hits, concepts, corpus_text)  # uses the reader's span signals
-    p = verifier.probability(features)
-    answer.confidence = p
-    answer.verification = features
-    if p < verifier.threshold:
-        return withdraw(answer, p, verifier.threshold)
-    return answer
+def load_verifier(settings) -> AnswerVerifier:
+    """The verifier named by the settings (verifier_path, else the shipped file), with settings.verifier_threshold
+    as its cut when that is set (>= 0). Raises FileNotFoundError when the file is missing."""
+    from dataclasses import replace
+
+    path = Path(settings.verifier_path) if settings.verifier_path else DEFAULT_VERIFIER
+    if not path.exists():
+        raise FileNotFoundError(f"answer verifier weights not found at {path}; rebuild them with `qa train-verifier` "
+                                "or set QA_ANSWER_VERIFIER=0")
+    verifier = AnswerVerifier.load(path)
+    return replace(verifier, threshold=settings.verifier_threshold) if settings.verifier_threshold >= 0 else verifier

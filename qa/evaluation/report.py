@@ -163,13 +163,13 @@ def verifier_note(settings: Settings, readers: Sequence[str]) -> str:
     """What decides the neural reader's abstentions, and on what its cut was calibrated."""
     if "neural" not in readers or not settings.answer_verifier:
         return ""
-    from ..verifier import DEFAULT_VERIFIER, AnswerVerifier
+    from ..verifier import load_verifier
 
     try:
-        verifier = AnswerVerifier.load(Path(settings.verifier_path) if settings.verifier_path else DEFAULT_VERIFIER)
+        verifier = load_verifier(settings)
     except (OSError, ValueError):
         return ""
-    cut = settings.verifier_threshold if settings.verifier_threshold >= 0 else verifier.threshold
+    cut = verifier.threshold
     return (f"\n- abstention, neural reader: the answer verifier (qa/verifier.py; trained on CMRC 2018 train and DRCD's "
             f"training part, cut {cut:.3f} calibrated on the first CMRC 2018 dev paragraphs) judges questions in "
             f"{' / '.join(verifier.languages)}; other questions (English) keep the evidence-score cut abstain_threshold "

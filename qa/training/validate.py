@@ -55,14 +55,20 @@ def validate(model: ReaderModel, rs: ReadingSet, bank: StateBank) -> dict:
     }
 
 
-def calibrate(positives: list[float], negatives: list[float]) -> tuple[float, float]:
-    """The probability cut with the best answer/abstain accuracy (midpoint between observed scores)."""
+def calibrate(positives: list[float], negatives: list[float], balanced: bool = False) -> tuple[float, float]:
+    """The probability cut with the best answer/abstain accuracy (midpoint between observed scores).
+
+    balanced: the mean of the answer rate on positives and the abstain rate on negatives, so that the
+    larger group does not decide the cut (the answer verifier's rule)."""
     scores = sorted(set(positives) | set(negatives))
     cuts = [0.0] + [(a + b) / 2 for a, b in zip(scores, scores[1:])] + [1.0]
     pos, neg = np.asarray(positives), np.asarray(negatives)
     best = (0.5, -1.0)
     for t in cuts:
-        acc = (float((pos >= t).sum()) + float((neg < t).sum())) / max(1, len(pos) + len(neg))
+        if balanced:
+            acc = (float((pos >= t).mean()) + float((neg < t).mean())) / 2
+        else:
+            acc = (float((pos >= t).sum()) + float((neg < t).sum())) / max(1, len(pos) + len(neg))
         if acc > best[1]:
             best = (t, acc)
     return best

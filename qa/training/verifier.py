@@ -24,6 +24,7 @@ import numpy as np
 
 from ..settings import load_settings
 from ..verifier import DEFAULT_VERIFIER, FEATURES, SIGNS, AnswerVerifier
+from .validate import calibrate
 
 TRAIN_SETS = {  # name -> (file under ../shared, paragraphs indexed, DRCD part, share of questions also asked removed)
     "cmrc-train": ("traindata/cmrc2018/cmrc2018_train.squad.json", 400, None, 0.5),
@@ -86,14 +87,12 @@ def collect(name: str, path: Path, paragraphs: int, articles: set[str] | None, m
     - removed: a `removed_share` of them over the paragraphs minus their own (label 0);
     - sentence-removed: one question per paragraph over the paragraphs where its own paragraph lost the
       sentence holding the answer (label 0)."""
-    from dataclasses import replace as dc_replace
-
     from tqdm import tqdm
 
     from ..embedding import get_embedder
     from ..evaluation.cache import CachingEmbedder, embedding_cache_path
     from ..evaluation.datasets import load_squad
-    from ..evaluation.metrics import normalize_for_match
+    from ..evaluation.metrics import EvalRecord, answer_is_correct, normalize_for_match
     from ..evaluation.run import answer_text
 
     data = load_squad(path, None, paragraphs, articles=articles)
@@ -108,8 +107,7 @@ def collect(name: str, path: Path, paragraphs: int, articles: set[str] | None, m
         if "evidence" not in answer.verification:  # abstained before the verifier (a check, no sentence): nothing to learn
             skipped[setting] += 1
             return
-        text = normalize_for_match(answer_text(answer.text))
-        right = setting == "open" and any(normalize_for_match(g) in text for g in q.gold_answers if normalize_for_match(g))
+        right = setting == "open" and answer_is_correct(EvalRecord(q, [], answer_text(answer.text), False, 0.0))
         out.append(Example(name, q.id, setting, int(right), answer.verification))
 
     service = _service(embedder, data.documents)
@@ -132,7 +130,7 @@ def collect(name: str, path: Path, paragraphs: int, articles: set[str] | None, m
             twins[doc] = kept
             chosen.append(q)
     service = _service(embedder, data.documents)
-    service.index_documents([dc_replace(d, text=twins.get(d.doc_id, d.text)) for d in data.documents], persist=False)
+    service.index_documents([replace(d, text=twins.get(d.doc_id, d.text)) for d in data.documents], persist=False)
     corpus = normalize_for_match(" ".join(twins.get(d.doc_id, d.text) for d in data.documents))
     chosen = [q for q in chosen if not any(normalize_for_match(g) in corpus for g in q.gold_answers)]
     for q in tqdm(chosen, desc=f"{name}: sentence removed", unit="q", disable=not progress, file=sys.stderr, mininterval=10):
@@ -167,19 +165,6 @@ def fit_logistic(x: np.ndarray, y: np.ndarray, l2: float = 1.0, signs: list[int]
     bounds = [((0, None) if g > 0 else (None, 0) if g < 0 else (None, None)) for g in (signs or [0] * x.shape[1])]
     result = minimize(loss, np.zeros(x.shape[1] + 1), jac=True, method="L-BFGS-B", bounds=bounds + [(None, None)])
     return result.x[:-1], float(result.x[-1]), mean, scale
-
-
-def calibrate(positives: list[float], negatives: list[float]) -> tuple[float, float]:
-    """The cut with the best balanced accuracy (mean of answer rate on positives and abstain rate on negatives)."""
-    pos, neg = np.asarray(positives), np.asarray(negatives)
-    scores = np.unique(np.concatenate([pos, neg]))
-    cuts = np.concatenate([[0.0], (scores[1:] + scores[:-1]) / 2, [1.0]])
-    best = (0.5, -1.0)
-    for t in cuts:
-        accuracy = ((pos >= t).mean() + (neg < t).mean()) / 2
-        if accuracy > best[1]:
-            best = (float(t), float(accuracy))
-    return best
 
 
 def decisions(probabilities: np.ndarray, settings: list[str], threshold: float) -> dict:
@@ -254,7 +239,7 @@ def fit_verifier(train: list[Example], calibration: list[Example], sources: dict
     cal_p = np.array([verifier.probability(ex.features) for ex in calibration])
     cal_settings = [ex.setting for ex in calibration]
     threshold, _ = calibrate([p for p, s in zip(cal_p, cal_settings) if s == "open"],
-                             [p for p, s in zip(cal_p, cal_settings) if s != "open"])
+                             [p for p, s in zip(cal_p, cal_settings) if s != "open"], balanced=True)
     train_p = np.array([verifier.probability(ex.features) for ex in train])
     report = {
         **sources, "l2": l2, "threshold": round(float(threshold), 4),
