@@ -204,3 +204,41 @@ def test_the_reader_keeps_its_f1_on_int8_passage_states(torch_embedder, onnx_emb
     measured = 100 * float(np.mean(f1))
     print(f"closed CMRC 2018 dev F1 with int8 passage states: {measured:.1f} (float32: {SHIPPED_CMRC_DEV_F1})")
     assert len(f1) == 100 and measured >= SHIPPED_CMRC_DEV_F1 - 1.0
+
+
+def test_answer_sentence_cut_keeps_the_topic_and_loses_every_gold_answer():
+    from qa.settings import load_settings
+    from qa.text import raw_sentences
+    from qa.training.cache import StateBank
+    from qa.training.data import TRAIN_DIR, Example, answer_sentence_cut, load_set
+    from qa.training.train import build_items
+
+    settings = load_settings()
+    rs = load_set("cmrc-trial", TRAIN_DIR / "cmrc2018" / "cmrc2018_trial.squad.json", settings, max_questions=40, seed=3)
+    cut = answer_sentence_cut(rs, settings, share=1.0, seed=3)
+    assert cut.name == "cmrc-trial-cut" and cut.question_source == "cmrc-trial"
+    assert 25 <= len(cut.questions) <= 40  # a few are skipped: the answer also stands in another sentence
+    for qid, q in cut.questions.items():
+        source = rs.questions[qid]
+        chunk = cut.chunks[q.paragraph]
+        assert q.start is None and q.text == source.text
+        assert not any(normalize(a) in normalize(chunk.text) for a in source.answers)
+        context = rs.paragraph_text[source.paragraph]
+        kept = [context[s.start : s.end] for s in raw_sentences(context)]
+        assert sum(part in chunk.text for part in kept) >= 1  # the rest of its own paragraph, not another text
+    half = answer_sentence_cut(rs, settings, share=0.5, seed=3)
+    assert 0 < len(half.questions) < len(cut.questions)
+
+    bank = StateBank.merged([])  # negatives need no states to become items; their question is the source's
+    bank.items = {f"p:{cut.name}:{q.paragraph}": None for q in cut.questions.values()}
+    items = build_items([Example(q.qid, q.paragraph, None, None) for q in cut.questions.values()], cut, bank)
+    assert {it.q for it in items} == {f"q:cmrc-trial:{qid}" for qid in cut.questions}
+    assert all(it.start == it.end == -1 for it in items)
+
+
+def test_auc_on_a_hand_computed_case():
+    from qa.training.validate import auc
+
+    # pairs (0.9, 0.5) (0.9, 0.1) (0.5, 0.5: a tie, half) (0.5, 0.1): 3.5 of 4
+    assert auc([0.9, 0.5], [0.5, 0.1]) == pytest.approx(0.875)
+    assert auc([], [0.3]) == 0.5

@@ -42,7 +42,10 @@ def write_model_card(path: Path, report: dict, weights: Path) -> None:
     lines += ["", f"Sets used: {', '.join(names)}. Negatives are chunks of the question's own paragraph that do not "
               "hold the answer (SQuAD 2.0 unanswerable questions: chunks of their paragraph)" + (
                   f"; about {r['next_negatives']} per question are chunks of the next paragraph of the set without a "
-                  "gold answer" if r.get("next_negatives") else "") + ".", "",
+                  "gold answer" if r.get("next_negatives") else "") + (
+                  f"; about {r['sentence_negatives']:.0%} of the Chinese questions also get their own paragraph with the "
+                  "answer's sentence cut out, re-chunked (the chunk covering the cut; sets named *-cut)"
+                  if r.get("sentence_negatives") else "") + ".", "",
               "## Recipe", "", "| setting | value |", "| --- | --- |"]
     lines += [f"| {k} | {v} |" for k, v in r.items()]
     lines += ["", "## Time (this machine: 2 CPU cores, no GPU)", "",
@@ -50,13 +53,18 @@ def write_model_card(path: Path, report: dict, weights: Path) -> None:
               f"- training: {report['training_seconds']:.0f} s for {report['steps']} steps of {r['batch_size']} "
               f"({report['train_items']:,} items)", f"- total including validation: {report['total_seconds']:.0f} s", "",
               "## Validation (held out; the threshold is calibrated here)", "",
-              "| set | questions | closed F1 | closed EM | threshold | decision accuracy | refusal precision | refusal recall |",
-              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+              "| set | questions | closed F1 | closed EM | threshold | decision accuracy | refusal precision | refusal recall "
+              "| removed AUC | sentence-removed AUC | sentence-removed refused |",
+              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for name, v in report["validation"].items():
         lines.append(f"| {name} | {v['questions']} | {v['closed_f1']:.1f} | {v['closed_em']:.1f} | {v['threshold']:.3f} | "
-                     f"{v['decision_accuracy']:.3f} | {v['refusal_precision']:.3f} | {v['refusal_recall']:.3f} |")
+                     f"{v['decision_accuracy']:.3f} | {v['refusal_precision']:.3f} | {v['refusal_recall']:.3f} | "
+                     f"{v.get('removed_auc', float('nan')):.3f} | {v.get('sentence_removed_auc', float('nan')):.3f} | "
+                     f"{v.get('sentence_removed_recall', float('nan')):.3f} |")
     lines += ["", "closed: the question's own paragraph (all its chunks) is given. Refusal: the same questions over chunks "
-              "without the answer (rest of the paragraph + the next paragraph). CMRC 2018 char F1/EM.", "",
+              "without the answer (rest of the paragraph + the next paragraph). Sentence removed: the same questions over "
+              "their own paragraph with the answer's sentence cut out (AUC against the closed readings; refused at the "
+              "threshold). CMRC 2018 char F1/EM.", "",
               "## Training loss", "", "| step | mean loss | seconds |", "| ---: | ---: | ---: |"]
     lines += [f"| {c['step']} | {c['loss']:.3f} | {c['seconds']:.0f} |" for c in report["curve"]]
     notes = ""

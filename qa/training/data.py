@@ -16,7 +16,7 @@ from pathlib import Path
 
 from ..chunking import chunk_document, token_counter
 from ..settings import PROJECT_ROOT, Settings
-from ..text import normalize
+from ..text import normalize, raw_sentences
 from ..types import Chunk, Document
 
 SHARED = PROJECT_ROOT.parent / "shared"
@@ -48,6 +48,8 @@ class ReadingSet:
     chunks: dict[str, Chunk] = field(default_factory=dict)  # key -> chunk (text == paragraph[start:end])
     paragraph_chunks: dict[str, list[str]] = field(default_factory=dict)
     paragraph_article: dict[str, str] = field(default_factory=dict)
+    paragraph_text: dict[str, str] = field(default_factory=dict)
+    question_source: str = ""  # a derived set (answer sentences cut out) reuses this set's question states
 
 
 def read_squad(path: Path) -> list[dict]:
@@ -78,6 +80,7 @@ def load_set(name: str, path: Path, settings: Settings, articles: set[str] | Non
                 keys.append(ck)
             out.paragraph_chunks[key] = keys
             out.paragraph_article[key] = art_id
+            out.paragraph_text[key] = para["context"]
             for qa in para["qas"]:
                 answers = [x for x in qa.get("answers", []) if x.get("text")]
                 impossible = bool(qa.get("is_impossible")) or not answers
@@ -133,6 +136,51 @@ def examples_for(rs: ReadingSet, negatives: float, seed: int = 0, next_negatives
             m = int(next_negatives) + (1 if rng.random() < next_negatives - int(next_negatives) else 0)
             for ck in rng.sample(pool, min(len(pool), m)):
                 out.append(Example(q.qid, ck, None, None))
+    return out
+
+
+def without_answer_sentence(context: str, golds: list[str]) -> str | None:
+    """The paragraph minus the sentence(s) holding the first gold answer, when no gold answer is left in it.
+
+    The question's topic and names stay in the documents, only what it asks is gone: the hard kind of
+    unanswerable question ("what was X's revenue?" over documents about X that never give it)."""
+    at = context.find(golds[0])
+    if at < 0:
+        return None
+    end = at + len(golds[0])
+    kept = "".join(context[x.start : x.end] for x in raw_sentences(context) if x.end <= at or x.start >= end)
+    folded = normalize(kept)
+    if len(kept) < 40 or any(normalize(g) in folded for g in golds):
+        return None
+    return kept
+
+
+def answer_sentence_cut(rs: ReadingSet, settings: Settings, share: float, seed: int = 0) -> ReadingSet:
+    """Negatives of the hardest kind: for about `share` of the answerable questions, the chunk of their own
+    paragraph, re-chunked after the sentence holding the answer was cut out, that covers the cut.
+
+    The passage keeps the topic and the names and loses what is asked, as on a question the documents
+    do not answer. Question states come from `rs` (question_source), so only the new chunks are encoded."""
+    rng = random.Random(seed)
+    count = token_counter(settings)
+    out = ReadingSet(f"{rs.name}-cut", question_source=rs.name)
+    for q in rs.questions.values():
+        if q.start is None or rng.random() >= share:
+            continue
+        context = rs.paragraph_text[q.paragraph]
+        kept = without_answer_sentence(context, q.answers)
+        if kept is None:
+            continue
+        at = context.find(q.answers[0])
+        cut_at = sum(x.end - x.start for x in raw_sentences(context) if x.end <= at)
+        chunks = chunk_document(Document(doc_id=f"{q.paragraph}#{q.qid}", text=kept), settings, count)
+        if not chunks:
+            continue
+        chunk = next((c for c in chunks if c.start <= cut_at <= c.end), chunks[-1])
+        key = f"{q.paragraph}#{q.qid}/cut"
+        out.chunks[key] = chunk
+        out.paragraph_chunks[key] = [key]
+        out.questions[q.qid] = Question(q.qid, q.text, q.answers, None, key)
     return out
 
 

@@ -27,7 +27,7 @@ from ..neural.model import ReaderModel
 from ..neural.reading import answer_mask, pad_states
 from ..settings import load_settings
 from .cache import StateBank, bank_path
-from .data import EVAL_DIR, TRAIN_DIR, Example, ReadingSet, drcd_split, examples_for, load_set
+from .data import EVAL_DIR, TRAIN_DIR, Example, ReadingSet, answer_sentence_cut, drcd_split, examples_for, load_set
 from .validate import validate
 
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "neural" / "weights" / "reader.safetensors"
@@ -47,6 +47,7 @@ class Recipe:
     negatives_zh: float = 0.5  # hard negatives per Chinese question
     negatives_en: float = 0.3
     next_negatives: float = 0.0  # per question, chunks of the next paragraph in the set (often the same article)
+    sentence_negatives: float = 0.0  # share of Chinese questions that also get their paragraph without the answer sentence
     null_slot: bool = False  # SQuAD 2.0 style: "no answer" competes with every span; P(answer) from the margin
     squad1_articles: int = 25  # the first N SQuAD v1.1 train articles (about 200 questions each)
     cmrc_train_questions: int = 0  # 0: all 10,142
@@ -104,15 +105,26 @@ class Item:
 
 def build_items(examples: list[Example], rs: ReadingSet, bank: StateBank) -> list[Item]:
     items = []
+    asked = rs.question_source or rs.name
     for ex in examples:
         enc = bank.items[f"p:{rs.name}:{ex.chunk}"]
         if ex.start is None:
-            items.append(Item(f"q:{rs.name}:{ex.qid}", f"p:{rs.name}:{ex.chunk}", -1, -1))
+            items.append(Item(f"q:{asked}:{ex.qid}", f"p:{rs.name}:{ex.chunk}", -1, -1))
             continue
         span = token_span(enc, ex.start, ex.end)
         if span is not None:
-            items.append(Item(f"q:{rs.name}:{ex.qid}", f"p:{rs.name}:{ex.chunk}", *span))
+            items.append(Item(f"q:{asked}:{ex.qid}", f"p:{rs.name}:{ex.chunk}", *span))
     return items
+
+
+CHINESE_SETS = ("cmrc-train", "cmrc-trial", "drcd-train", "cmrc-dev", "drcd-val")
+
+
+def cut_sets(sets: list[ReadingSet], share: float, settings, seed: int) -> list[ReadingSet]:
+    """The answer-sentence-cut negatives of the Chinese sets (qa/training/data.answer_sentence_cut)."""
+    if share <= 0:
+        return []
+    return [answer_sentence_cut(rs, settings, share, seed) for rs in sets if rs.name in CHINESE_SETS]
 
 
 def fill_bank(bank: StateBank, encoder: LowerEncoder, sets: list[ReadingSet], chunk_keys: dict[str, set[str]] | None) -> int:
@@ -122,7 +134,8 @@ def fill_bank(bank: StateBank, encoder: LowerEncoder, sets: list[ReadingSet], ch
         passages = {f"p:{rs.name}:{k}": c.text for k, c in rs.chunks.items() if wanted is None or k in wanted}
         questions = {f"q:{rs.name}:{q.qid}": q.text for q in rs.questions.values()}
         added += bank.fill(encoder, passages, "passage", f"passages {rs.name}")
-        added += bank.fill(encoder, questions, "query", f"questions {rs.name}")
+        if not rs.question_source:  # a derived set's questions are in its source's bank
+            added += bank.fill(encoder, questions, "query", f"questions {rs.name}")
     return added
 
 
@@ -213,21 +226,27 @@ def train(recipe: Recipe, out: Path, cache_dir: Path | None = None, log_every: i
 
     sets = training_sets(recipe, settings)
     vals = validation_sets(recipe, settings)
+    cuts = cut_sets([rs for rs, _ in sets], recipe.sentence_negatives, settings, recipe.seed)
+    val_cuts = {c.question_source: c for c in cut_sets(vals, 1.0, settings, recipe.seed)}
     examples = {rs.name: examples_for(rs, neg, recipe.seed, recipe.next_negatives) for rs, neg in sets}
+    examples.update({c.name: [Example(q.qid, q.paragraph, None, None) for q in c.questions.values()] for c in cuts})
     needed = {name: {ex.chunk for ex in exs} for name, exs in examples.items()}
     root = cache_dir or settings.cache_dir
     banks: dict[str, StateBank] = {}
-    for rs in [rs for rs, _ in sets] + vals:  # one bank per data set, reused by any later run
-        bank = StateBank(bank_path(root, rs.name, recipe.lower_layers, f"{len(rs.chunks)}|{settings.chunk_tokens}"))
+    train_sets = [rs for rs, _ in sets] + cuts
+    for rs in train_sets + vals + list(val_cuts.values()):  # one bank per data set, reused by any later run
+        signature = (f"cut|{rs.question_source}|{settings.chunk_tokens}" if rs.question_source
+                     else f"{len(rs.chunks)}|{settings.chunk_tokens}")
+        bank = StateBank(bank_path(root, rs.name, recipe.lower_layers, signature))
         if fill_bank(bank, encoder, [rs], needed if rs.name in needed else None):
             bank.save()
         banks[rs.name] = bank
     caching_s = time.time() - started
 
-    items = [it for rs, _ in sets for it in build_items(examples[rs.name], rs, banks[rs.name])]
-    bank = StateBank.merged([banks[rs.name] for rs, _ in sets])
+    items = [it for rs in train_sets for it in build_items(examples[rs.name], rs, banks[rs.name])]
+    bank = StateBank.merged([banks[rs.name] for rs in train_sets])
     per_set = {rs.name: {"questions": len(rs.questions), "examples": len(examples[rs.name]),
-                         "negatives": sum(ex.start is None for ex in examples[rs.name])} for rs, _ in sets}
+                         "negatives": sum(ex.start is None for ex in examples[rs.name])} for rs in train_sets}
     model = ReaderModel.from_bert(bert, recipe.lower_layers, base="bundled:multilingual-e5-small", null_slot=recipe.null_slot)
     smoke = vals[0]
     probe = ReadingSet(smoke.name, dict(list(smoke.questions.items())[:3]), smoke.chunks, smoke.paragraph_chunks)
@@ -235,7 +254,8 @@ def train(recipe: Recipe, out: Path, cache_dir: Path | None = None, log_every: i
     curve, total = fit(model, items, bank, recipe, log_every)  # leaves the model in eval mode
     training_s = curve[-1]["seconds"] if curve else 0.0
     model.save(out)  # before validation: a crash there must not lose the run
-    validation = {v.name: validate(model, v, banks[v.name]) for v in vals}
+    validation = {v.name: validate(model, v, StateBank.merged([banks[v.name], banks[val_cuts[v.name].name]]), val_cuts[v.name])
+                  if v.name in val_cuts else validate(model, v, banks[v.name]) for v in vals}
     report = {
         "recipe": asdict(recipe), "data": per_set, "train_items": len(items), "steps": total,
         "caching_seconds": round(caching_s, 1), "training_seconds": round(training_s, 1),

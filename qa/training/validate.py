@@ -6,6 +6,9 @@ answer removed: the same question over the chunks of its paragraph that do not c
   answer plus the chunks of the next paragraph; the reader should find nothing.
 The threshold is the cut on the best probability that maximizes accuracy over both kinds
 (answer when above, abstain when below), so it is calibrated on validation data only.
+sentence removed (when a cut set is given, qa/training/data.answer_sentence_cut): the question over
+  its own paragraph with the answer's sentence cut out; reported at that threshold and as an AUC
+  against the closed readings, the hardest kind of refusal.
 """
 
 from __future__ import annotations
@@ -20,10 +23,10 @@ from .cache import StateBank
 from .data import ReadingSet
 
 
-def validate(model: ReaderModel, rs: ReadingSet, bank: StateBank) -> dict:
+def validate(model: ReaderModel, rs: ReadingSet, bank: StateBank, cut: ReadingSet | None = None) -> dict:
     paragraphs = list(rs.paragraph_chunks)
     next_paragraph = {p: paragraphs[(i + 1) % len(paragraphs)] for i, p in enumerate(paragraphs)}
-    f1s, ems, pos, negs = [], [], [], []
+    f1s, ems, pos, negs, cut_pos, cut_negs = [], [], [], [], [], []
     for q in rs.questions.values():
         if not q.answers:
             continue
@@ -43,6 +46,11 @@ def validate(model: ReaderModel, rs: ReadingSet, bank: StateBank) -> dict:
         pos.append(closed[best].probability)
         if removed:
             negs.append(max(r.probability for r in readings[len(gold) :]))
+        if cut is not None and q.qid in cut.questions:
+            key = cut.questions[q.qid].paragraph
+            reading = read_passages(model, bank.items[f"q:{rs.name}:{q.qid}"], [bank.items[f"p:{cut.name}:{key}"]])[0]
+            cut_pos.append(closed[best].probability)
+            cut_negs.append(reading.probability)
     threshold, accuracy = calibrate(pos, negs)
     refused = sum(p < threshold for p in negs)
     wrongly_refused = sum(p < threshold for p in pos)
@@ -51,8 +59,19 @@ def validate(model: ReaderModel, rs: ReadingSet, bank: StateBank) -> dict:
         "threshold": round(threshold, 4), "decision_accuracy": round(accuracy, 4),
         "refusal_recall": round(refused / max(1, len(negs)), 4),
         "refusal_precision": round(refused / max(1, refused + wrongly_refused), 4),
-        "removed_questions": len(negs),
+        "removed_questions": len(negs), "removed_auc": round(auc(pos, negs), 4),
+        **({"sentence_removed_questions": len(cut_negs), "sentence_removed_auc": round(auc(cut_pos, cut_negs), 4),
+            "sentence_removed_recall": round(sum(p < threshold for p in cut_negs) / max(1, len(cut_negs)), 4)}
+           if cut is not None else {}),
     }
+
+
+def auc(positives: list[float], negatives: list[float]) -> float:
+    """P(a positive scores above a negative), ties counting half; 0.5 when either side is empty."""
+    if not positives or not negatives:
+        return 0.5
+    pos, neg = np.asarray(positives)[:, None], np.asarray(negatives)[None, :]
+    return float((pos > neg).mean() + 0.5 * (pos == neg).mean())
 
 
 def calibrate(positives: list[float], negatives: list[float], balanced: bool = False) -> tuple[float, float]:

@@ -24,6 +24,7 @@ import numpy as np
 
 from ..settings import load_settings
 from ..verifier import DEFAULT_VERIFIER, FEATURES, SIGNS, AnswerVerifier
+from .data import without_answer_sentence
 from .validate import calibrate
 
 TRAIN_SETS = {  # name -> (file under ../shared, paragraphs indexed, DRCD part, share of questions also asked removed)
@@ -40,24 +41,6 @@ class Example:
     setting: str  # "open" | "removed" (own paragraph gone) | "sentence-removed" (own answer sentence gone)
     label: int
     features: dict[str, float]
-
-
-def without_answer_sentence(context: str, golds: list[str]) -> str | None:
-    """The paragraph minus the sentence(s) holding the first gold answer, when no gold answer is left in it.
-
-    The question's topic and names stay in the documents, only what it asks is gone: the hard kind of
-    unanswerable question ("what was X's revenue?" over documents about X that never give it)."""
-    from ..text import normalize, raw_sentences
-
-    at = context.find(golds[0])
-    if at < 0:
-        return None
-    end = at + len(golds[0])
-    kept = "".join(context[x.start : x.end] for x in raw_sentences(context) if x.end <= at or x.start >= end)
-    folded = normalize(kept)
-    if len(kept) < 40 or any(normalize(g) in folded for g in golds):
-        return None
-    return kept
 
 
 def title_lexicon(documents):
