@@ -39,6 +39,11 @@ def write_model_card(path: Path, report: dict, weights: Path) -> None:
     for (label, source, licence), name in zip(SOURCES, ["cmrc-train", "cmrc-trial", "drcd-train", "squad2-half", "squad1-train"]):
         d = report["data"].get(name, {})
         lines.append(f"| {label} | {source} | {licence} | {d.get('questions', 0):,} | {d.get('examples', 0):,} | {d.get('negatives', 0):,} |")
+    for name in names:
+        if name.endswith("-cut"):  # derived from the set above it: that set's questions, their answer sentence cut out
+            d = report["data"][name]
+            lines.append(f"| {name}: {name[:-4]} with the answer's sentence cut out | (same) | (same) | {d['questions']:,} | "
+                         f"{d['examples']:,} | {d['negatives']:,} |")
     lines += ["", f"Sets used: {', '.join(names)}. Negatives are chunks of the question's own paragraph that do not "
               "hold the answer (SQuAD 2.0 unanswerable questions: chunks of their paragraph)" + (
                   f"; about {r['next_negatives']} per question are chunks of the next paragraph of the set without a "
