@@ -242,3 +242,21 @@ def test_auc_on_a_hand_computed_case():
     # pairs (0.9, 0.5) (0.9, 0.1) (0.5, 0.5: a tie, half) (0.5, 0.1): 3.5 of 4
     assert auc([0.9, 0.5], [0.5, 0.1]) == pytest.approx(0.875)
     assert auc([], [0.3]) == 0.5
+
+
+def test_excluded_paragraphs_leave_the_set_and_keep_the_other_chunk_keys():
+    """`qa train --holdout-verifier-paragraphs`: the verifier's paragraphs leave the reader's training data, and the
+    rest keep their positional chunk keys, so the full set's cached states still serve."""
+    from qa.settings import load_settings
+    from qa.training.data import TRAIN_DIR, load_set, read_squad
+
+    settings = load_settings()
+    path = TRAIN_DIR / "cmrc2018" / "cmrc2018_trial.squad.json"
+    first = read_squad(path)[0]["paragraphs"][:2]
+    full = load_set("cmrc-trial", path, settings)
+    held = load_set("cmrc-trial", path, settings, exclude_paragraphs={p["context"] for p in first})
+    gone = {q["id"] for p in first for q in p["qas"]}
+    assert gone and not gone & set(held.questions) and gone <= set(full.questions)
+    assert len(held.questions) == len(full.questions) - len(gone)
+    assert len(held.chunks) + held.excluded_chunks == len(full.chunks) and held.excluded_chunks >= 2
+    assert all(full.chunks[k].text == c.text for k, c in held.chunks.items())

@@ -50,6 +50,7 @@ class ReadingSet:
     paragraph_article: dict[str, str] = field(default_factory=dict)
     paragraph_text: dict[str, str] = field(default_factory=dict)
     question_source: str = ""  # a derived set (answer sentences cut out) reuses this set's question states
+    excluded_chunks: int = 0  # chunks of paragraphs left out (exclude_paragraphs): the cache of the full set still fits
 
 
 def read_squad(path: Path) -> list[dict]:
@@ -59,8 +60,10 @@ def read_squad(path: Path) -> list[dict]:
 
 
 def load_set(name: str, path: Path, settings: Settings, articles: set[str] | None = None,
-             exclude_articles: set[str] | None = None, max_questions: int | None = None, seed: int = 0) -> ReadingSet:
-    """Chunk every paragraph (of the chosen articles) and collect its questions."""
+             exclude_articles: set[str] | None = None, max_questions: int | None = None, seed: int = 0,
+             exclude_paragraphs: set[str] | None = None) -> ReadingSet:
+    """Chunk every paragraph (of the chosen articles, minus those whose text is in `exclude_paragraphs`) and
+    collect its questions."""
     data = read_squad(path)
     count = token_counter(settings)
     out = ReadingSet(name)
@@ -73,6 +76,9 @@ def load_set(name: str, path: Path, settings: Settings, articles: set[str] | Non
         for p, para in enumerate(article["paragraphs"]):
             key = f"{name}:{a}:{p}"
             doc = Document(doc_id=key, text=para["context"])
+            if exclude_paragraphs and para["context"] in exclude_paragraphs:
+                out.excluded_chunks += len(chunk_document(doc, settings, count))
+                continue
             keys = []
             for n, chunk in enumerate(chunk_document(doc, settings, count)):
                 ck = f"{key}/{n}"

@@ -48,6 +48,7 @@ class Recipe:
     negatives_en: float = 0.3
     next_negatives: float = 0.0  # per question, chunks of the next paragraph in the set (often the same article)
     sentence_negatives: float = 0.4  # share of Chinese questions that also get their paragraph without the answer sentence
+    holdout_verifier_paragraphs: bool = False  # leave the answer verifier's training paragraphs out (stacking)
     null_slot: bool = False  # SQuAD 2.0 style: "no answer" competes with every span; P(answer) from the margin
     squad1_articles: int = 25  # the first N SQuAD v1.1 train articles (about 200 questions each)
     cmrc_train_questions: int = 0  # 0: all 10,142
@@ -58,11 +59,18 @@ class Recipe:
 
 def training_sets(recipe: Recipe, settings) -> list[tuple[ReadingSet, float]]:
     drcd_train, _ = drcd_split()
+    held_out = None
+    if recipe.holdout_verifier_paragraphs:
+        from .verifier import verifier_paragraphs
+
+        held_out = verifier_paragraphs()
     return [
         (load_set("cmrc-train", TRAIN_DIR / "cmrc2018" / "cmrc2018_train.squad.json", settings,
-                  max_questions=recipe.cmrc_train_questions or None, seed=recipe.seed), recipe.negatives_zh),
+                  max_questions=recipe.cmrc_train_questions or None, seed=recipe.seed, exclude_paragraphs=held_out),
+         recipe.negatives_zh),
         (load_set("cmrc-trial", TRAIN_DIR / "cmrc2018" / "cmrc2018_trial.squad.json", settings), recipe.negatives_zh),
-        (load_set("drcd-train", EVAL_DIR / "drcd" / "DRCD_dev.json", settings, articles=drcd_train), recipe.negatives_zh),
+        (load_set("drcd-train", EVAL_DIR / "drcd" / "DRCD_dev.json", settings, articles=drcd_train,
+                  exclude_paragraphs=held_out), recipe.negatives_zh),
         (load_set("squad2-half", TRAIN_DIR / "squad2" / "squad2-dev-half.noxquad.json", settings), recipe.negatives_en),
         (_squad1(recipe, settings), recipe.negatives_en),
     ]
@@ -215,7 +223,7 @@ def filled_bank(rs: ReadingSet, encoder: LowerEncoder, recipe: Recipe, settings,
                 needed: dict[str, set[str]] | None = None) -> StateBank:
     """The set's cached lower-layer states, encoding (and saving) what the cache does not hold yet."""
     signature = (f"cut|{rs.question_source}|{settings.chunk_tokens}" if rs.question_source
-                 else f"{len(rs.chunks)}|{settings.chunk_tokens}")
+                 else f"{len(rs.chunks) + rs.excluded_chunks}|{settings.chunk_tokens}")  # chunk keys are positional
     bank = StateBank(bank_path(root, rs.name, recipe.lower_layers, signature))
     if fill_bank(bank, encoder, [rs], needed if needed and rs.name in needed else None):
         bank.save()

@@ -170,6 +170,21 @@ def examples_path() -> Path:
     return load_settings().cache_dir / "verifier-examples.jsonl"
 
 
+def verifier_paragraphs() -> set[str]:
+    """The texts of the paragraphs `qa train-verifier` asks its training questions over. `qa train
+    --holdout-verifier-paragraphs true` leaves them out of the reader's training, so that the verifier learns the
+    reader's scores on text the reader never saw (on its own training paragraphs the reader is surer than on new
+    text: MODEL_CARD.md)."""
+    from ..evaluation.datasets import load_squad
+    from ..settings import PROJECT_ROOT
+    from .data import drcd_split
+
+    shared = PROJECT_ROOT.parent / "shared"
+    drcd_train, _ = drcd_split()
+    return {doc.text for rel, paragraphs, part, _ in TRAIN_SETS.values()
+            for doc in load_squad(shared / rel, None, paragraphs, articles=drcd_train if part == "train" else None).documents}
+
+
 def collect_all(max_questions: int | None = None, progress: bool = True) -> tuple[list[Example], list[Example], dict]:
     """Training examples, calibration examples, and where they came from; saved to examples_path()."""
     from ..settings import PROJECT_ROOT
