@@ -460,9 +460,9 @@ class Handlers:
         if cfg.reader == "neural" and cfg.reader_rerank:
             line += f" (trained; reranks, abstains below probability {cfg.reader_threshold:.2f})"
         elif cfg.reader == "neural" and self.service.verifier is not None:
-            line += (f" (trained span in bold; on Chinese questions the answer verifier abstains below "
-                     f"P(answered) {self.service.verifier.threshold:.2f}, on others the evidence score below "
-                     f"{cfg.abstain_threshold:.2f})")
+            judged = "; ".join(m.describe() for m in self.service.verifier.models)
+            line += (f" (trained span in bold; the answer verifier abstains below P(answered) on {judged}; "
+                     f"on others the evidence score below {cfg.abstain_threshold:.2f})")
         elif cfg.reader == "neural":
             line += (f" (trained span in bold; sentences and abstention by the evidence score, "
                      f"abstains below {cfg.abstain_threshold:.2f})")

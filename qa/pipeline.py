@@ -30,7 +30,7 @@ from .stores.base import IndexCorruptError, IndexMissingError, IndexView, Progre
 from .stores.faiss_store import build_index, save_index
 from .text import strip_control
 from .types import Answer, Document
-from .verifier import AnswerVerifier, evidence_features, load_verifier, question_concepts
+from .verifier import AnswerVerifier, VerifierSet, evidence_features, load_verifier, question_concepts
 
 log = logging.getLogger(__name__)
 
@@ -122,8 +122,8 @@ class QAService:
         self._installed: dict[str, Reader] = {}  # readers given as objects (tests, notebooks)
         self.extracted_cache: dict[str, Document] = {}  # file fingerprint -> extracted upload, not extracted twice
         self._checked = time.monotonic()  # when a shared (Milvus) index was last compared with the database
-        self._verifier: tuple[Settings, AnswerVerifier] | None = None
-        self._installed_verifier: AnswerVerifier | None = None  # given as an object (training, tests)
+        self._verifier: tuple[Settings, VerifierSet] | None = None
+        self._installed_verifier: AnswerVerifier | VerifierSet | None = None  # given as an object (training, tests)
 
     # ------------------------------------------------------------ set-up
     @property
@@ -281,9 +281,10 @@ class QAService:
             if reranking:
                 hits = chosen.rerank(asked, hits)
             answer = chosen.read(asked, hits, vector, index.title)
-            verifier = self.verifier if chosen.name == "neural" else None
-            if verifier is not None and not answer.abstained and answer.citations:
-                if verifier.covers(asked):  # P(answered) replaces the reader's score as the answer's confidence
+            verifiers = self.verifier if chosen.name == "neural" else None
+            if verifiers is not None and not answer.abstained and answer.citations:
+                verifier = verifiers.for_question(asked)
+                if verifier is not None:  # P(answered) replaces the reader's score as the answer's confidence
                     answer.verification = evidence_features(asked, answer, hits, question_concepts(asked, self.aliases),
                                                             corpus_text)
                     answer.confidence = verifier.probability(answer.verification)
@@ -297,8 +298,8 @@ class QAService:
         return annotate_answer(answer, index.texts)
 
     @property
-    def verifier(self) -> AnswerVerifier | None:
-        """The trained answer verifier (settings.answer_verifier), loaded once per settings; None when switched off."""
+    def verifier(self) -> AnswerVerifier | VerifierSet | None:
+        """The trained answer verifiers (settings.answer_verifier), loaded once per settings; None when switched off."""
         if self._installed_verifier is not None:
             return self._installed_verifier
         if not self.settings.answer_verifier:
@@ -333,7 +334,7 @@ class QAService:
         """The configured reader (settings.reader)."""
         return self.reader_for(self.settings.reader)
 
-    def install_verifier(self, verifier: AnswerVerifier | None) -> None:
+    def install_verifier(self, verifier: AnswerVerifier | VerifierSet | None) -> None:
         """Use this verifier for the neural reader's answers (None: back to settings.answer_verifier)."""
         self._installed_verifier = verifier
 

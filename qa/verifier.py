@@ -25,6 +25,8 @@ from .text import normalize
 from .types import Answer, Hit
 
 DEFAULT_VERIFIER = Path(__file__).resolve().parent / "neural" / "weights" / "verifier.json"
+# The English-question verifier, fitted on hand-translated CMRC 2018 questions (qa/training/translated/).
+DEFAULT_ENGLISH_VERIFIER = DEFAULT_VERIFIER.with_name("verifier-en.json")
 
 FEATURES = (
     "evidence",            # the reader's best score (heuristic: cosine + keyword share of the best sentence)
@@ -130,11 +132,23 @@ class AnswerVerifier:
     provenance: dict = field(default_factory=dict, compare=False, hash=False)
 
     def covers(self, question: str) -> bool:
-        """Whether the question is in a script the verifier was trained on. Its training data has no English
-        question over Chinese text (the only such public set, XQuAD, is a test set), so it does not judge those."""
+        """Whether the question is in a script the verifier was trained on (qa.loader.detect_script)."""
         from .loader import detect_script
 
         return detect_script(question) in self.languages
+
+    def for_question(self, question: str) -> "AnswerVerifier | None":
+        return self if self.covers(question) else None
+
+    @property
+    def models(self) -> tuple["AnswerVerifier", ...]:  # as VerifierSet.models
+        return (self,)
+
+    def describe(self) -> str:
+        """"Chinese (zh-Hans / zh-Hant) questions below P(answered) 0.39": for the app and the eval reports."""
+        names = {"zh-Hans": "Chinese", "zh-Hant": "Chinese", "en": "English"}
+        label = " and ".join(dict.fromkeys(names.get(lang, lang) for lang in self.languages))
+        return f"{label} ({' / '.join(self.languages)}) questions below P(answered) {self.threshold:.2f}"
 
     def probability(self, features: dict[str, float]) -> float:
         z = self.bias + sum(w * (features[name] - m) / s
@@ -163,14 +177,38 @@ class AnswerVerifier:
                    float(raw["threshold"]), tuple(raw.get("languages", ("zh-Hans", "zh-Hant"))), raw.get("provenance", {}))
 
 
-def load_verifier(settings) -> AnswerVerifier:
-    """The verifier named by the settings (verifier_path, else the shipped file), with settings.verifier_threshold
-    as its cut when that is set (>= 0). Raises FileNotFoundError when the file is missing."""
+@dataclass(frozen=True)
+class VerifierSet:
+    """One verifier per group of question scripts: the Chinese one and the English one are fitted on different
+    data and cut at different probabilities, so each question is judged by the model of its own script."""
+    models: tuple[AnswerVerifier, ...]
+
+    def for_question(self, question: str) -> AnswerVerifier | None:
+        return next((m for m in self.models if m.covers(question)), None)
+
+    def covers(self, question: str) -> bool:
+        return self.for_question(question) is not None
+
+    @property
+    def languages(self) -> tuple[str, ...]:
+        return tuple(lang for m in self.models for lang in m.languages)
+
+
+def load_verifier(settings) -> VerifierSet:
+    """The verifiers named by the settings (verifier_path: one file or several separated by commas; empty: the
+    shipped Chinese one, and the English one when settings.english_verifier), each cut at settings.verifier_threshold when that is set (>= 0).
+    Raises FileNotFoundError when a named file is missing."""
     from dataclasses import replace
 
-    path = Path(settings.verifier_path) if settings.verifier_path else DEFAULT_VERIFIER
-    if not path.exists():
-        raise FileNotFoundError(f"answer verifier weights not found at {path}; rebuild them with `qa train-verifier` "
-                                "or set QA_ANSWER_VERIFIER=0")
-    verifier = AnswerVerifier.load(path)
-    return replace(verifier, threshold=settings.verifier_threshold) if settings.verifier_threshold >= 0 else verifier
+    if settings.verifier_path:
+        paths = [Path(p.strip()) for p in settings.verifier_path.split(",") if p.strip()]
+    else:
+        paths = [DEFAULT_VERIFIER] + ([DEFAULT_ENGLISH_VERIFIER] if settings.english_verifier else [])
+    models = []
+    for path in paths:
+        if not path.exists():
+            raise FileNotFoundError(f"answer verifier weights not found at {path}; rebuild them with `qa train-verifier` "
+                                    "or set QA_ANSWER_VERIFIER=0")
+        verifier = AnswerVerifier.load(path)
+        models.append(replace(verifier, threshold=settings.verifier_threshold) if settings.verifier_threshold >= 0 else verifier)
+    return VerifierSet(tuple(models))

@@ -21,17 +21,18 @@ def test_01ai_question_cites_the_01ai_passage_with_its_bold_span_inside_the_sent
     assert first.span_start is not None and first.start <= first.span_start < first.span_end <= first.end
     span = first.text[first.span_start - first.start : first.span_end - first.start]
     assert f"**{span.strip()}**" in answer.text.replace("\n", " ") or "**" in answer.text
-    verifier = built_service.verifier
+    verifier = built_service.verifier.for_question(question)
     assert answer.reader == "neural"
-    if verifier.covers(question):  # Chinese: the answer verifier judged it, and its inputs travel with the answer
+    if verifier is not None:  # Chinese: the answer verifier judged it, and its inputs travel with the answer
         assert answer.confidence >= verifier.threshold and answer.verification["answer_coverage"] > 0
     else:  # English: outside the verifier's training languages, the evidence score's cut applies
         assert answer.confidence >= built_service.settings.abstain_threshold and "answer_coverage" not in answer.verification
 
 
-ENGLISH_MISS = pytest.mark.xfail(strict=True, reason="known miss of issue 8: the answer verifier only judges Chinese "
-                                  "questions (no English-over-Chinese training data); for these the evidence score's cut "
-                                  "still answers; strict, so a fix shows up")
+ENGLISH_MISS = pytest.mark.xfail(strict=True, reason="known miss of issue 8: by default the answer verifier judges "
+                                  "Chinese questions only (the English one, fitted on translated CMRC questions, is off: "
+                                  "settings.english_verifier); for these the evidence score's cut still answers; strict, "
+                                  "so a fix shows up")
 
 
 @pytest.mark.parametrize("question, script", [("今天北京天气怎么样？", "zh-Hans"), ("北京明天會下雨嗎？", "zh-Hant"),

@@ -169,11 +169,15 @@ def verifier_note(settings: Settings, readers: Sequence[str]) -> str:
         verifier = load_verifier(settings)
     except (OSError, ValueError):
         return ""
-    cut = verifier.threshold
-    return (f"\n- abstention, neural reader: the answer verifier (qa/verifier.py; trained on CMRC 2018 train and DRCD's "
-            f"training part, cut {cut:.3f} calibrated on the first CMRC 2018 dev paragraphs) judges questions in "
-            f"{' / '.join(verifier.languages)}; other questions (English) keep the evidence-score cut abstain_threshold "
+    judged = "; ".join(m.describe() + _trained_on(m) for m in verifier.models)
+    return (f"\n- abstention, neural reader: the answer verifier (qa/verifier.py; each cut calibrated on CMRC 2018 dev "
+            f"paragraphs) abstains on {judged}; other questions keep the evidence-score cut abstain_threshold "
             f"{settings.abstain_threshold}, which was calibrated on the seed set (`qa eval --calibrate`)")
+
+
+def _trained_on(model) -> str:
+    sets = model.provenance.get("trained_on", {})
+    return f" (trained on {', '.join(sets)})" if sets else ""
 
 
 # ------------------------------------------------------------------ combining benchmark results

@@ -8,6 +8,10 @@ are ("open": label 1 when the answer quotes a gold answer, else 0), with their o
 evidence features (each weight's sign fixed in advance) is fitted on CMRC 2018 train and DRCD's training part; the probability cut is the
 one with the best balanced accuracy on CMRC 2018 dev, open (answer) against both removed kinds
 (abstain). XQuAD and the project's question sets are never used.
+
+`--language en` fits the English-question verifier the same way, on English translations of CMRC 2018 train
+questions asked over their Chinese paragraphs, and calibrates it on translated CMRC 2018 dev questions
+(qa/training/translated/: no public set asks English questions over Chinese text except XQuAD, a test set).
 """
 
 from __future__ import annotations
@@ -23,7 +27,7 @@ from pathlib import Path
 import numpy as np
 
 from ..settings import load_settings
-from ..verifier import DEFAULT_VERIFIER, FEATURES, SIGNS, AnswerVerifier
+from ..verifier import DEFAULT_ENGLISH_VERIFIER, DEFAULT_VERIFIER, FEATURES, SIGNS, AnswerVerifier
 from .data import without_answer_sentence
 from .validate import calibrate
 
@@ -32,6 +36,18 @@ TRAIN_SETS = {  # name -> (file under ../shared, paragraphs indexed, DRCD part, 
     "drcd-train": ("evaldata/drcd/DRCD_dev.json", 200, "train", 0.5),
 }
 CALIBRATION_SET = ("cmrc-dev", "evaldata/cmrc2018/cmrc2018_dev.squad.json", 120)
+# English questions over Chinese text: hand translations (one CMRC train question per paragraph of the same 400
+# paragraphs; two CMRC dev questions per paragraph of the same 120), shipped in qa/training/translated/.
+TRANSLATED = Path(__file__).resolve().parent / "translated"
+ENGLISH_TRAIN_SETS = {"cmrc-train-en": ("traindata/cmrc2018/cmrc2018_train.squad.json", 400, None, 1.0)}
+ENGLISH_CALIBRATION_SET = ("cmrc-dev-en", "evaldata/cmrc2018/cmrc2018_dev.squad.json", 120)
+TRANSLATIONS = {"cmrc-train-en": "cmrc2018_train.en.jsonl", "cmrc-dev-en": "cmrc2018_dev.en.jsonl"}
+
+
+def load_translations(name: str) -> dict[str, str]:
+    """Question id -> its English translation (`question_en`), for one of TRANSLATIONS."""
+    lines = (TRANSLATED / TRANSLATIONS[name]).read_text(encoding="utf-8").splitlines()
+    return {row["id"]: row["question_en"] for row in map(json.loads, filter(str.strip, lines))}
 
 
 @dataclass
@@ -57,19 +73,24 @@ def _service(embedder, documents):
     tmp = Path(tempfile.mkdtemp(prefix="qa-verifier-"))
     settings = load_settings(corpus_dir=tmp / "corpus", index_dir=tmp / "index", reader="neural")
     service = QAService(settings, embedder=embedder)
-    service.install_verifier(AnswerVerifier((0.0,) * len(FEATURES), 0.0, (0.0,) * len(FEATURES), (1.0,) * len(FEATURES), 0.0))
+    # a verifier that never refuses, in every script: the pipeline computes the features for each answer
+    service.install_verifier(AnswerVerifier((0.0,) * len(FEATURES), 0.0, (0.0,) * len(FEATURES), (1.0,) * len(FEATURES), 0.0,
+                                            languages=("zh-Hans", "zh-Hant", "en")))
     service.aliases = title_lexicon(documents)
     return service
 
 
 def collect(name: str, path: Path, paragraphs: int, articles: set[str] | None, max_questions: int | None = None,
-            removed_share: float = 1.0, progress: bool = True) -> tuple[list[Example], dict]:
+            removed_share: float = 1.0, progress: bool = True,
+            translations: dict[str, str] | None = None) -> tuple[list[Example], dict]:
     """Ask the questions of the first `paragraphs` paragraphs in three settings and keep the verifier's inputs:
 
     - open: every question over all paragraphs (label 1 when the answer quotes a gold answer);
     - removed: a `removed_share` of them over the paragraphs minus their own (label 0);
     - sentence-removed: one question per paragraph over the paragraphs where its own paragraph lost the
-      sentence holding the answer (label 0)."""
+      sentence holding the answer (label 0).
+
+    `translations`: only the questions with a translation are asked, in that wording."""
     from tqdm import tqdm
 
     from ..embedding import get_embedder
@@ -79,7 +100,10 @@ def collect(name: str, path: Path, paragraphs: int, articles: set[str] | None, m
     from ..evaluation.run import answer_text
 
     data = load_squad(path, None, paragraphs, articles=articles)
-    questions = data.questions[:max_questions] if max_questions else data.questions
+    questions = data.questions
+    if translations is not None:
+        questions = [replace(q, question=translations[q.id], lang="en") for q in questions if q.id in translations]
+    questions = questions[:max_questions] if max_questions else questions
     base = get_embedder(load_settings())
     embedder = CachingEmbedder(base, embedding_cache_path(load_settings(), getattr(base, "backend", "torch")))
     out: list[Example] = []
@@ -120,7 +144,8 @@ def collect(name: str, path: Path, paragraphs: int, articles: set[str] | None, m
         ask(service, q, "sentence-removed")
     embedder.save()
     counts = {k: sum(ex.setting == k for ex in out) for k in skipped}
-    return out, {"paragraphs": len(data.documents), "questions": len(questions), "language": data.lang,
+    language = "en" if translations is not None else data.lang
+    return out, {"paragraphs": len(data.documents), "questions": len(questions), "language": language,
                  "examples_by_setting": counts,
                  "skipped_before_verifier": skipped}
 
@@ -165,9 +190,9 @@ def decisions(probabilities: np.ndarray, settings: list[str], threshold: float) 
             "balanced_accuracy": round((float(answered[opened].mean()) + refused_removed / max(1, int((~opened).sum()))) / 2, 4)}
 
 
-def examples_path() -> Path:
+def examples_path(language: str = "zh") -> Path:
     """Where collected examples are kept (for --refit and feature studies; not shipped)."""
-    return load_settings().cache_dir / "verifier-examples.jsonl"
+    return load_settings().cache_dir / ("verifier-examples.jsonl" if language == "zh" else f"verifier-examples-{language}.jsonl")
 
 
 def verifier_paragraphs() -> set[str]:
@@ -185,27 +210,31 @@ def verifier_paragraphs() -> set[str]:
             for doc in load_squad(shared / rel, None, paragraphs, articles=drcd_train if part == "train" else None).documents}
 
 
-def collect_all(max_questions: int | None = None, progress: bool = True) -> tuple[list[Example], list[Example], dict]:
-    """Training examples, calibration examples, and where they came from; saved to examples_path()."""
+def collect_all(max_questions: int | None = None, progress: bool = True, language: str = "zh"
+                ) -> tuple[list[Example], list[Example], dict]:
+    """Training examples, calibration examples, and where they came from; saved to examples_path(language)."""
     from ..settings import PROJECT_ROOT
     from .data import drcd_split
 
     shared = PROJECT_ROOT.parent / "shared"
     drcd_train, _ = drcd_split()
+    english = language == "en"
     train: list[Example] = []
     sources: dict = {"trained_on": {}}
-    for name, (rel, paragraphs, part, removed_share) in TRAIN_SETS.items():
+    for name, (rel, paragraphs, part, removed_share) in (ENGLISH_TRAIN_SETS if english else TRAIN_SETS).items():
+        translations = load_translations(name) if english else None
         examples, info = collect(name, shared / rel, paragraphs, drcd_train if part == "train" else None, max_questions,
-                                 removed_share, progress)
+                                 removed_share, progress, translations)
         train += examples
-        sources["trained_on"][name] = {"file": rel, **info, "examples": len(examples)}
-    cal_name, cal_rel, cal_paragraphs = CALIBRATION_SET
+        sources["trained_on"][name] = {"file": rel, **info, "examples": len(examples),
+                                       **({"translations": f"qa/training/translated/{TRANSLATIONS[name]}"} if english else {})}
+    cal_name, cal_rel, cal_paragraphs = ENGLISH_CALIBRATION_SET if english else CALIBRATION_SET
     calibration, cal_info = collect(cal_name, shared / cal_rel, cal_paragraphs, None, max_questions, removed_share=1.0,
-                                    progress=progress)
+                                    progress=progress, translations=load_translations(cal_name) if english else None)
     sources["calibrated_on"] = {"set": cal_name, "file": cal_rel, **cal_info, "examples": len(calibration),
                                 "rule": "the cut with the best balanced accuracy: answer open questions, abstain on "
                                         "removed and sentence-removed ones"}
-    path = examples_path()
+    path = examples_path(language)
     path.parent.mkdir(parents=True, exist_ok=True)
     rows = [{"part": part, "set": ex.set, "qid": ex.qid, "setting": ex.setting, "label": ex.label, **ex.features}
             for part, exs in (("train", train), ("calibration", calibration)) for ex in exs]
@@ -214,12 +243,12 @@ def collect_all(max_questions: int | None = None, progress: bool = True) -> tupl
     return train, calibration, sources
 
 
-def load_examples() -> tuple[list[Example], list[Example], dict]:
+def load_examples(language: str = "zh") -> tuple[list[Example], list[Example], dict]:
     """What the last collect_all() saved (refused when the features have changed since)."""
-    lines = examples_path().read_text(encoding="utf-8").splitlines()
+    lines = examples_path(language).read_text(encoding="utf-8").splitlines()
     head = json.loads(lines[0])
     if tuple(head["features"]) != FEATURES:
-        raise SystemExit(f"{examples_path()}: collected for other features; run `qa train-verifier` without --refit")
+        raise SystemExit(f"{examples_path(language)}: collected for other features; run `qa train-verifier` without --refit")
     parts: dict[str, list[Example]] = {"train": [], "calibration": []}
     for line in lines[1:]:
         r = json.loads(line)
@@ -230,6 +259,9 @@ def load_examples() -> tuple[list[Example], list[Example], dict]:
 def fit_verifier(train: list[Example], calibration: list[Example], sources: dict, l2: float = 1.0) -> tuple[AnswerVerifier, dict]:
     """Logistic regression with sign-bounded weights (qa/verifier.SIGNS) on the training examples; the cut with
     the best balanced accuracy on calibration."""
+    if not train or not calibration or len({ex.label for ex in train}) < 2:
+        raise SystemExit(f"too few verifier examples to fit on ({len(train)} training, {len(calibration)} calibration, "
+                         "both labels needed); were the questions answered at all?")
     x, y = matrix(train), np.array([ex.label for ex in train], dtype=np.float64)
     weights, bias, mean, scale = fit_logistic(x, y, l2, [SIGNS[f] for f in FEATURES])
     verifier = AnswerVerifier(tuple(float(v) for v in weights), bias, tuple(float(v) for v in mean),
@@ -254,9 +286,9 @@ def fit_verifier(train: list[Example], calibration: list[Example], sources: dict
 
 
 def train_verifier(out: Path, l2: float = 1.0, progress: bool = True, max_questions: int | None = None,
-                   refit: bool = False) -> dict:
+                   refit: bool = False, language: str = "zh") -> dict:
     started = time.time()
-    train, calibration, sources = load_examples() if refit else collect_all(max_questions, progress)
+    train, calibration, sources = load_examples(language) if refit else collect_all(max_questions, progress, language)
     verifier, report = fit_verifier(train, calibration, sources, l2)
     verifier.save(out)
     report["seconds"] = round(time.time() - started, 1)
@@ -265,12 +297,15 @@ def train_verifier(out: Path, l2: float = 1.0, progress: bool = True, max_questi
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(prog="qa train-verifier", description=__doc__.split("\n\n")[0])
-    ap.add_argument("--out", type=Path, default=DEFAULT_VERIFIER)
+    ap.add_argument("--language", choices=("zh", "en"), default="zh",
+                    help="zh: Chinese questions (CMRC/DRCD); en: English questions over Chinese text (translated CMRC)")
+    ap.add_argument("--out", type=Path, default=None, help="default: the shipped verifier.json / verifier-en.json")
     ap.add_argument("--l2", type=float, default=1.0)
     ap.add_argument("--max-questions", type=int, default=None, help="per set (smoke runs)")
     ap.add_argument("--refit", action="store_true", help="fit again on the examples the last run collected (seconds)")
     args = ap.parse_args(argv)
-    report = train_verifier(args.out, args.l2, max_questions=args.max_questions, refit=args.refit)
+    out = args.out or (DEFAULT_ENGLISH_VERIFIER if args.language == "en" else DEFAULT_VERIFIER)
+    report = train_verifier(out, args.l2, max_questions=args.max_questions, refit=args.refit, language=args.language)
     print(json.dumps(report, indent=1, ensure_ascii=False))
     return 0
 
