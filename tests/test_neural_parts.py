@@ -260,3 +260,26 @@ def test_excluded_paragraphs_leave_the_set_and_keep_the_other_chunk_keys():
     assert len(held.questions) == len(full.questions) - len(gone)
     assert len(held.chunks) + held.excluded_chunks == len(full.chunks) and held.excluded_chunks >= 2
     assert all(full.chunks[k].text == c.text for k, c in held.chunks.items())
+
+
+def test_translated_questions_are_asked_in_english_over_their_own_paragraphs():
+    """Translate-train (`qa train --translate-train true`): the hand-translated CMRC questions keep their gold
+    answers and paragraphs; only the wording is English, and only their paragraphs are chunked."""
+    import re
+
+    from qa.settings import load_settings
+    from qa.training.data import EVAL_DIR, load_set, load_translations
+
+    settings = load_settings()
+    path = EVAL_DIR / "cmrc2018" / "cmrc2018_dev.squad.json"
+    translations = load_translations("cmrc2018_dev.en.jsonl")
+    english = load_set("cmrc-dev-en", path, settings, translations=translations)
+    chinese = load_set("cmrc-dev", path, settings)
+    assert set(english.questions) == set(translations) and len(english.paragraph_chunks) == 120
+    for qid, q in english.questions.items():
+        original = chinese.questions[qid]
+        assert q.text == translations[qid] and not re.search(r"[\u3400-\u9fff]", q.text)
+        assert (q.answers, q.start) == (original.answers, original.start)
+        assert q.paragraph.replace("cmrc-dev-en:", "cmrc-dev:") == original.paragraph  # keys are "<set>:<article>:<n>"
+    assert all(chinese.chunks[k.replace("cmrc-dev-en:", "cmrc-dev:")].text == c.text for k, c in english.chunks.items())
+    assert set(english.chunks) == {k for p in english.paragraph_chunks.values() for k in p}

@@ -11,6 +11,8 @@ SOURCES = [
      "DRCKnowledgeTeam/DRCD @ b944790d", "CC BY-SA 3.0"),
     ("SQuAD 2.0 dev, one half without XQuAD paragraphs", "chrischute/squad @ 85623ade", "CC BY-SA 4.0"),
     ("SQuAD v1.1 train, first N articles", "rajpurkar/SQuAD-explorer @ 13f82e35 (rebuilt)", "CC BY-SA 4.0"),
+    ("CMRC 2018 train, one question per paragraph translated into English by hand, over the Chinese paragraph "
+     "(translate-train; qa/training/translated/)", "this project, from ymcui/cmrc2018 @ c0eb1b6b", "CC BY-SA 4.0"),
 ]
 
 
@@ -36,7 +38,7 @@ def write_model_card(path: Path, report: dict, weights: Path) -> None:
         "| set | source @ commit | licence | questions | examples | negatives |", "| --- | --- | --- | ---: | ---: | ---: |",
     ]
     names = list(report["data"])
-    for (label, source, licence), name in zip(SOURCES, ["cmrc-train", "cmrc-trial", "drcd-train", "squad2-half", "squad1-train"]):
+    for (label, source, licence), name in zip(SOURCES, ["cmrc-train", "cmrc-trial", "drcd-train", "squad2-half", "squad1-train", "cmrc-train-en"]):
         d = report["data"].get(name, {})
         lines.append(f"| {label} | {source} | {licence} | {d.get('questions', 0):,} | {d.get('examples', 0):,} | {d.get('negatives', 0):,} |")
     for name in names:

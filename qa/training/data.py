@@ -11,7 +11,7 @@ from __future__ import annotations
 import gzip
 import json
 import random
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from ..chunking import chunk_document, token_counter
@@ -53,6 +53,15 @@ class ReadingSet:
     excluded_chunks: int = 0  # chunks of paragraphs left out (exclude_paragraphs): the cache of the full set still fits
 
 
+TRANSLATED = Path(__file__).resolve().parent / "translated"  # hand-translated English questions (README there)
+
+
+def load_translations(filename: str) -> dict[str, str]:
+    """Question id -> its English wording (`question_en`), from a file in qa/training/translated/."""
+    lines = (TRANSLATED / filename).read_text(encoding="utf-8").splitlines()
+    return {row["id"]: row["question_en"] for row in map(json.loads, filter(str.strip, lines))}
+
+
 def read_squad(path: Path) -> list[dict]:
     opener = gzip.open if str(path).endswith(".gz") else open
     with opener(path, "rt", encoding="utf-8") as f:
@@ -61,9 +70,10 @@ def read_squad(path: Path) -> list[dict]:
 
 def load_set(name: str, path: Path, settings: Settings, articles: set[str] | None = None,
              exclude_articles: set[str] | None = None, max_questions: int | None = None, seed: int = 0,
-             exclude_paragraphs: set[str] | None = None) -> ReadingSet:
+             exclude_paragraphs: set[str] | None = None, translations: dict[str, str] | None = None) -> ReadingSet:
     """Chunk every paragraph (of the chosen articles, minus those whose text is in `exclude_paragraphs`) and
-    collect its questions."""
+    collect its questions. `translations` (question id -> English wording): only those questions, asked in
+    English over the same paragraphs (translate-train)."""
     data = read_squad(path)
     count = token_counter(settings)
     out = ReadingSet(name)
@@ -100,9 +110,12 @@ def load_set(name: str, path: Path, settings: Settings, articles: set[str] | Non
                         continue
                 out.questions[str(qa["id"])] = Question(str(qa["id"]), qa["question"], [x["text"] for x in answers],
                                                         start, key)
-    if max_questions is not None and len(out.questions) > max_questions:
-        keep = set(random.Random(seed).sample(sorted(out.questions), max_questions))
-        out.questions = {k: v for k, v in out.questions.items() if k in keep}
+    if translations is not None:
+        out.questions = {k: replace(q, text=translations[k]) for k, q in out.questions.items() if k in translations}
+    if translations is not None or (max_questions is not None and len(out.questions) > max_questions):
+        if max_questions is not None and len(out.questions) > max_questions:
+            keep = set(random.Random(seed).sample(sorted(out.questions), max_questions))
+            out.questions = {k: v for k, v in out.questions.items() if k in keep}
         used = {q.paragraph for q in out.questions.values()}
         out.paragraph_chunks = {p: ks for p, ks in out.paragraph_chunks.items() if p in used}
         out.chunks = {k: c for p, ks in out.paragraph_chunks.items() for k in ks for c in [out.chunks[k]]}

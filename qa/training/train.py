@@ -27,10 +27,12 @@ from ..neural.model import ReaderModel
 from ..neural.reading import answer_mask, pad_states
 from ..settings import load_settings
 from .cache import StateBank, bank_path
-from .data import EVAL_DIR, TRAIN_DIR, Example, ReadingSet, answer_sentence_cut, drcd_split, examples_for, load_set
+from .data import (EVAL_DIR, TRAIN_DIR, Example, ReadingSet, answer_sentence_cut, drcd_split, examples_for, load_set,
+                   load_translations)
 from .validate import validate
 
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "neural" / "weights" / "reader.safetensors"
+TRANSLATED_TRAIN, TRANSLATED_DEV = "cmrc2018_train.en.jsonl", "cmrc2018_dev.en.jsonl"  # in qa/training/translated/
 
 
 @dataclass
@@ -51,6 +53,7 @@ class Recipe:
     holdout_verifier_paragraphs: bool = False  # leave the answer verifier's training paragraphs out (stacking)
     null_slot: bool = False  # SQuAD 2.0 style: "no answer" competes with every span; P(answer) from the margin
     squad1_articles: int = 25  # the first N SQuAD v1.1 train articles (about 200 questions each)
+    translate_train: bool = False  # also CMRC train questions hand-translated into English, over their Chinese paragraphs
     cmrc_train_questions: int = 0  # 0: all 10,142
     val_cmrc_questions: int = 300
     val_drcd_questions: int = 200
@@ -73,7 +76,9 @@ def training_sets(recipe: Recipe, settings) -> list[tuple[ReadingSet, float]]:
                   exclude_paragraphs=held_out), recipe.negatives_zh),
         (load_set("squad2-half", TRAIN_DIR / "squad2" / "squad2-dev-half.noxquad.json", settings), recipe.negatives_en),
         (_squad1(recipe, settings), recipe.negatives_en),
-    ]
+    ] + ([(load_set("cmrc-train-en", TRAIN_DIR / "cmrc2018" / "cmrc2018_train.squad.json", settings, seed=recipe.seed,
+                    exclude_paragraphs=held_out, translations=load_translations(TRANSLATED_TRAIN)), recipe.negatives_zh)]
+         if recipe.translate_train else [])
 
 
 def _squad1(recipe: Recipe, settings) -> ReadingSet:
@@ -91,6 +96,9 @@ def validation_sets(recipe: Recipe, settings) -> list[ReadingSet]:
                  max_questions=recipe.val_cmrc_questions, seed=recipe.seed),
         load_set("drcd-val", EVAL_DIR / "drcd" / "DRCD_dev.json", settings, articles=drcd_val,
                  max_questions=recipe.val_drcd_questions, seed=recipe.seed),
+        # English questions over Chinese text: the hand-translated CMRC 2018 dev questions (first 120 paragraphs)
+        load_set("cmrc-dev-en", EVAL_DIR / "cmrc2018" / "cmrc2018_dev.squad.json", settings,
+                 translations=load_translations(TRANSLATED_DEV)),
     ]
 
 

@@ -38,16 +38,16 @@ TRAIN_SETS = {  # name -> (file under ../shared, paragraphs indexed, DRCD part, 
 CALIBRATION_SET = ("cmrc-dev", "evaldata/cmrc2018/cmrc2018_dev.squad.json", 120)
 # English questions over Chinese text: hand translations (one CMRC train question per paragraph of the same 400
 # paragraphs; two CMRC dev questions per paragraph of the same 120), shipped in qa/training/translated/.
-TRANSLATED = Path(__file__).resolve().parent / "translated"
 ENGLISH_TRAIN_SETS = {"cmrc-train-en": ("traindata/cmrc2018/cmrc2018_train.squad.json", 400, None, 1.0)}
 ENGLISH_CALIBRATION_SET = ("cmrc-dev-en", "evaldata/cmrc2018/cmrc2018_dev.squad.json", 120)
 TRANSLATIONS = {"cmrc-train-en": "cmrc2018_train.en.jsonl", "cmrc-dev-en": "cmrc2018_dev.en.jsonl"}
 
 
 def load_translations(name: str) -> dict[str, str]:
-    """Question id -> its English translation (`question_en`), for one of TRANSLATIONS."""
-    lines = (TRANSLATED / TRANSLATIONS[name]).read_text(encoding="utf-8").splitlines()
-    return {row["id"]: row["question_en"] for row in map(json.loads, filter(str.strip, lines))}
+    """Question id -> its English translation, for one of TRANSLATIONS."""
+    from .data import load_translations as load
+
+    return load(TRANSLATIONS[name])
 
 
 @dataclass
