@@ -461,7 +461,7 @@ class Handlers:
             line += f" (trained; reranks, abstains below probability {cfg.reader_threshold:.2f})"
         elif cfg.reader == "neural" and self.service.verifier is not None:
             judged = "; ".join(m.describe() for m in self.service.verifier.models)
-            line += (f" (trained span in bold; the answer verifier abstains below P(answered) on {judged}; "
+            line += (f" (trained span in bold; the answer verifier abstains on {judged}; "
                      f"on others the evidence score below {cfg.abstain_threshold:.2f})")
         elif cfg.reader == "neural":
             line += (f" (trained span in bold; sentences and abstention by the evidence score, "

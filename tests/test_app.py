@@ -115,7 +115,7 @@ def test_respond_streams_answer_sources_and_history(built_service):
 
 def test_settings_say_what_decided_the_last_answer(built_service):
     h = Handlers(built_service)
-    assert "answer verifier abstains below P(answered)" in h.reader_info()
+    assert "answer verifier abstains on Chinese (zh-Hans / zh-Hant) questions below P(answered) 0." in h.reader_info()
     *_, conv = _final(h.respond("今天北京天气怎么样？", "extractive", 5, None))
     line = _text(h.reader_info(conv))
     assert "(P(answered); abstained)" in line  # a Chinese question: the verifier's probability, and it refused
