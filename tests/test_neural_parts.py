@@ -268,11 +268,11 @@ def test_translated_questions_are_asked_in_english_over_their_own_paragraphs():
     import re
 
     from qa.settings import load_settings
-    from qa.training.data import EVAL_DIR, load_set, load_translations
+    from qa.training.data import EVAL_DIR, TRANSLATED_DEV, load_set, load_translations
 
     settings = load_settings()
     path = EVAL_DIR / "cmrc2018" / "cmrc2018_dev.squad.json"
-    translations = load_translations("cmrc2018_dev.en.jsonl")
+    translations = load_translations(TRANSLATED_DEV)
     english = load_set("cmrc-dev-en", path, settings, translations=translations)
     chinese = load_set("cmrc-dev", path, settings)
     assert set(english.questions) == set(translations) and len(english.paragraph_chunks) == 120

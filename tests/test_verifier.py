@@ -159,17 +159,17 @@ def test_the_translations_are_english_questions_of_the_verifier_paragraphs():
 
     from qa.evaluation.datasets import load_squad
     from qa.settings import PROJECT_ROOT
-    from qa.training.verifier import ENGLISH_CALIBRATION_SET, ENGLISH_TRAIN_SETS, load_translations
+    from qa.training.verifier import ENGLISH_CALIBRATION_SET, ENGLISH_TRAIN_SETS, translations_for
 
     shared = PROJECT_ROOT.parent / "shared"
     for name, (rel, paragraphs, *_rest) in [*ENGLISH_TRAIN_SETS.items(), (ENGLISH_CALIBRATION_SET[0], ENGLISH_CALIBRATION_SET[1:])]:
         data = load_squad(shared / rel, None, paragraphs)
-        translations = load_translations(name)
+        translations = translations_for(name)
         assert all(t.endswith("?") and not re.search(r"[\u3400-\u9fff]", t) for t in translations.values())
         ours = [qid for qid in translations if qid in data.source]
         assert len({data.source[qid] for qid in ours}) == paragraphs  # every paragraph is asked about
     everything = load_squad(shared / ENGLISH_TRAIN_SETS["cmrc-train-en"][0], None, None)  # translate-train: all of them
-    train = load_translations("cmrc-train-en")
+    train = translations_for("cmrc-train-en")
     assert set(train) <= set(everything.source) and len({everything.source[q] for q in train}) == len(train) == 2403
 
 
@@ -193,10 +193,10 @@ def test_collecting_english_examples_asks_the_translations_over_the_chinese_para
     """`qa train-verifier --language en`, in small: the translated questions of the first CMRC 2018 dev paragraphs,
     asked open, with their paragraph removed and with their answer sentence cut out."""
     from qa.settings import PROJECT_ROOT
-    from qa.training.verifier import ENGLISH_CALIBRATION_SET, collect, load_translations
+    from qa.training.verifier import ENGLISH_CALIBRATION_SET, collect, translations_for
 
     name, rel, _ = ENGLISH_CALIBRATION_SET
-    translations = load_translations(name)
+    translations = translations_for(name)
     examples, info = collect(name, PROJECT_ROOT.parent / "shared" / rel, 3, None, max_questions=4, progress=False,
                              translations=translations)
     assert info["language"] == "en" and info["questions"] == 4

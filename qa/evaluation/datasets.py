@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -73,6 +74,8 @@ def _read_squad(path) -> list[dict]:
 def load_squad(path, questions_from=None, paragraphs: int | None = None, articles: set[str] | None = None) -> SquadSet:
     """Paragraphs -> Documents; questions -> EvalQuestions whose evidence and gold answers are the gold spans.
 
+    `questions_from`: another SQuAD file, or a mapping question id -> text (hand translations), whose wording
+    replaces each question's; questions without a partner are skipped.
     `articles`: only the paragraphs of these article ids are indexed (e.g. the DRCD validation part)."""
     from ..loader import detect_script
     from ..types import Document
@@ -80,7 +83,9 @@ def load_squad(path, questions_from=None, paragraphs: int | None = None, article
     chosen_articles = articles
     articles = [a for a in _read_squad(path) if chosen_articles is None or str(a.get("id")) in chosen_articles]
     other: dict[str, str] | None = None
-    if questions_from:
+    if isinstance(questions_from, Mapping):
+        other = dict(questions_from)
+    elif questions_from:
         other = {}
         for article in _read_squad(questions_from):
             for para in article.get("paragraphs", []):

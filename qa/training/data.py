@@ -54,6 +54,7 @@ class ReadingSet:
 
 
 TRANSLATED = Path(__file__).resolve().parent / "translated"  # hand-translated English questions (README there)
+TRANSLATED_TRAIN, TRANSLATED_DEV = "cmrc2018_train.en.jsonl", "cmrc2018_dev.en.jsonl"  # CMRC 2018 train / dev
 
 
 def load_translations(filename: str) -> dict[str, str]:
@@ -112,10 +113,11 @@ def load_set(name: str, path: Path, settings: Settings, articles: set[str] | Non
                                                         start, key)
     if translations is not None:
         out.questions = {k: replace(q, text=translations[k]) for k, q in out.questions.items() if k in translations}
-    if translations is not None or (max_questions is not None and len(out.questions) > max_questions):
-        if max_questions is not None and len(out.questions) > max_questions:
-            keep = set(random.Random(seed).sample(sorted(out.questions), max_questions))
-            out.questions = {k: v for k, v in out.questions.items() if k in keep}
+    sampled = max_questions is not None and len(out.questions) > max_questions
+    if sampled:
+        keep = set(random.Random(seed).sample(sorted(out.questions), max_questions))
+        out.questions = {k: v for k, v in out.questions.items() if k in keep}
+    if sampled or translations is not None:  # only the paragraphs still asked about are kept
         used = {q.paragraph for q in out.questions.values()}
         out.paragraph_chunks = {p: ks for p, ks in out.paragraph_chunks.items() if p in used}
         out.chunks = {k: c for p, ks in out.paragraph_chunks.items() for k in ks for c in [out.chunks[k]]}

@@ -27,12 +27,11 @@ from ..neural.model import ReaderModel
 from ..neural.reading import answer_mask, pad_states
 from ..settings import load_settings
 from .cache import StateBank, bank_path
-from .data import (EVAL_DIR, TRAIN_DIR, Example, ReadingSet, answer_sentence_cut, drcd_split, examples_for, load_set,
-                   load_translations)
+from .data import (EVAL_DIR, TRAIN_DIR, TRANSLATED_DEV, TRANSLATED_TRAIN, Example, ReadingSet, answer_sentence_cut,
+                   drcd_split, examples_for, load_set, load_translations)
 from .validate import validate
 
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "neural" / "weights" / "reader.safetensors"
-TRANSLATED_TRAIN, TRANSLATED_DEV = "cmrc2018_train.en.jsonl", "cmrc2018_dev.en.jsonl"  # in qa/training/translated/
 
 
 @dataclass

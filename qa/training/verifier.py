@@ -26,9 +26,10 @@ from pathlib import Path
 
 import numpy as np
 
+from ..evaluation.questions import LANGS
 from ..settings import load_settings
 from ..verifier import DEFAULT_ENGLISH_VERIFIER, DEFAULT_VERIFIER, FEATURES, SIGNS, AnswerVerifier
-from .data import without_answer_sentence
+from .data import TRANSLATED_DEV, TRANSLATED_TRAIN, load_translations, without_answer_sentence
 from .validate import calibrate
 
 TRAIN_SETS = {  # name -> (file under ../shared, paragraphs indexed, DRCD part, share of questions also asked removed)
@@ -40,14 +41,12 @@ CALIBRATION_SET = ("cmrc-dev", "evaldata/cmrc2018/cmrc2018_dev.squad.json", 120)
 # paragraphs; two CMRC dev questions per paragraph of the same 120), shipped in qa/training/translated/.
 ENGLISH_TRAIN_SETS = {"cmrc-train-en": ("traindata/cmrc2018/cmrc2018_train.squad.json", 400, None, 1.0)}
 ENGLISH_CALIBRATION_SET = ("cmrc-dev-en", "evaldata/cmrc2018/cmrc2018_dev.squad.json", 120)
-TRANSLATIONS = {"cmrc-train-en": "cmrc2018_train.en.jsonl", "cmrc-dev-en": "cmrc2018_dev.en.jsonl"}
+TRANSLATIONS = {"cmrc-train-en": TRANSLATED_TRAIN, "cmrc-dev-en": TRANSLATED_DEV}
 
 
-def load_translations(name: str) -> dict[str, str]:
+def translations_for(name: str) -> dict[str, str]:
     """Question id -> its English translation, for one of TRANSLATIONS."""
-    from .data import load_translations as load
-
-    return load(TRANSLATIONS[name])
+    return load_translations(TRANSLATIONS[name])
 
 
 @dataclass
@@ -75,7 +74,7 @@ def _service(embedder, documents):
     service = QAService(settings, embedder=embedder)
     # a verifier that never refuses, in every script: the pipeline computes the features for each answer
     service.install_verifier(AnswerVerifier((0.0,) * len(FEATURES), 0.0, (0.0,) * len(FEATURES), (1.0,) * len(FEATURES), 0.0,
-                                            languages=("zh-Hans", "zh-Hant", "en")))
+                                            languages=LANGS))
     service.aliases = title_lexicon(documents)
     return service
 
@@ -99,11 +98,8 @@ def collect(name: str, path: Path, paragraphs: int, articles: set[str] | None, m
     from ..evaluation.metrics import EvalRecord, answer_is_correct, normalize_for_match
     from ..evaluation.run import answer_text
 
-    data = load_squad(path, None, paragraphs, articles=articles)
-    questions = data.questions
-    if translations is not None:
-        questions = [replace(q, question=translations[q.id], lang="en") for q in questions if q.id in translations]
-    questions = questions[:max_questions] if max_questions else questions
+    data = load_squad(path, translations, paragraphs, articles=articles)
+    questions = data.questions[:max_questions] if max_questions else data.questions
     base = get_embedder(load_settings())
     embedder = CachingEmbedder(base, embedding_cache_path(load_settings(), getattr(base, "backend", "torch")))
     out: list[Example] = []
@@ -144,8 +140,7 @@ def collect(name: str, path: Path, paragraphs: int, articles: set[str] | None, m
         ask(service, q, "sentence-removed")
     embedder.save()
     counts = {k: sum(ex.setting == k for ex in out) for k in skipped}
-    language = "en" if translations is not None else data.lang
-    return out, {"paragraphs": len(data.documents), "questions": len(questions), "language": language,
+    return out, {"paragraphs": len(data.documents), "questions": len(questions), "language": data.lang,
                  "examples_by_setting": counts,
                  "skipped_before_verifier": skipped}
 
@@ -222,7 +217,7 @@ def collect_all(max_questions: int | None = None, progress: bool = True, languag
     train: list[Example] = []
     sources: dict = {"trained_on": {}}
     for name, (rel, paragraphs, part, removed_share) in (ENGLISH_TRAIN_SETS if english else TRAIN_SETS).items():
-        translations = load_translations(name) if english else None
+        translations = translations_for(name) if english else None
         examples, info = collect(name, shared / rel, paragraphs, drcd_train if part == "train" else None, max_questions,
                                  removed_share, progress, translations)
         train += examples
@@ -230,7 +225,7 @@ def collect_all(max_questions: int | None = None, progress: bool = True, languag
                                        **({"translations": f"qa/training/translated/{TRANSLATIONS[name]}"} if english else {})}
     cal_name, cal_rel, cal_paragraphs = ENGLISH_CALIBRATION_SET if english else CALIBRATION_SET
     calibration, cal_info = collect(cal_name, shared / cal_rel, cal_paragraphs, None, max_questions, removed_share=1.0,
-                                    progress=progress, translations=load_translations(cal_name) if english else None)
+                                    progress=progress, translations=translations_for(cal_name) if english else None)
     sources["calibrated_on"] = {"set": cal_name, "file": cal_rel, **cal_info, "examples": len(calibration),
                                 "rule": "the cut with the best balanced accuracy: answer open questions, abstain on "
                                         "removed and sentence-removed ones"}
