@@ -8,13 +8,20 @@ from __future__ import annotations
 
 import re
 
-from .text import normalize
+from .text import has_word_chars, normalize
 
 
 def missing_numbers(question: str, corpus_text: str) -> list[str]:
     """Numbers of two or more digits (years, amounts) in the question that the corpus never contains."""
     numbers = dict.fromkeys(n for n in re.findall(r"\d+(?:\.\d+)?", normalize(question)) if len(n) >= 2)
     return [n for n in numbers if n not in corpus_text]
+
+
+def wordless_notice(question: str) -> str | None:
+    """A question of emoji, symbols or punctuation only has nothing to look up: no passage is even related."""
+    if has_word_chars(question):
+        return None
+    return "the question has no words to look up (only emoji, symbols or punctuation)"
 
 
 def unanswerable_notice(question: str, corpus_text: str | None) -> str | None:

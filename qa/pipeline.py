@@ -16,10 +16,10 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from .aliases import AliasLexicon
-from .checks import unanswerable_notice
+from .checks import unanswerable_notice, wordless_notice
 from .conversation import rewrite_query
 from .loader import DocumentError, document_from_bytes, load_corpus, load_metadata
-from .messages import abstention_text
+from .messages import abstention_text, not_found_message
 from .protocols import Embedder, Reader, ReaderUnavailableError
 from .ingest.corpus import extraction_cache, load_documents
 from .layout import annotate_answer
@@ -123,7 +123,7 @@ class QAService:
         self.extracted_cache: dict[str, Document] = {}  # file fingerprint -> extracted upload, not extracted twice
         self._checked = time.monotonic()  # when a shared (Milvus) index was last compared with the database
         self._verifier: tuple[Settings, VerifierSet] | None = None
-        self._installed_verifier: AnswerVerifier | VerifierSet | None = None  # given as an object (training, tests)
+        self._installed_verifier: VerifierSet | None = None  # given as an object (training, tests)
 
     # ------------------------------------------------------------ set-up
     @property
@@ -259,6 +259,10 @@ class QAService:
         if index is None:
             raise QuestionError("The index is not built yet; run `qa index` first.")
         chosen = self.reader_for(reader or self.settings.reader)
+        wordless = wordless_notice(text)
+        if wordless is not None:  # "🙂🙂": not found, and no passage shown as possibly related
+            return Answer(question=text, text=not_found_message(text), abstained=True, notice=wordless,
+                          query=text, reader=chosen.name)
         k = top_k or self.settings.top_k
         reranking = rerank and chosen.reranks
         query = self.retrieval_query(text, history)
@@ -298,7 +302,7 @@ class QAService:
         return annotate_answer(answer, index.texts)
 
     @property
-    def verifier(self) -> AnswerVerifier | VerifierSet | None:
+    def verifier(self) -> VerifierSet | None:
         """The trained answer verifiers (settings.answer_verifier), loaded once per settings; None when switched off."""
         if self._installed_verifier is not None:
             return self._installed_verifier
@@ -335,8 +339,8 @@ class QAService:
         return self.reader_for(self.settings.reader)
 
     def install_verifier(self, verifier: AnswerVerifier | VerifierSet | None) -> None:
-        """Use this verifier for the neural reader's answers (None: back to settings.answer_verifier)."""
-        self._installed_verifier = verifier
+        """Use this verifier (or set of them) for the neural reader's answers (None: back to settings.answer_verifier)."""
+        self._installed_verifier = None if verifier is None else VerifierSet.of(verifier)
 
     def install_reader(self, reader: Reader) -> None:
         """Use this Reader object for questions asking for `reader.name` (also as settings.reader)."""

@@ -18,7 +18,6 @@ import opencc
 from .types import Sentence
 
 _SENTENCE_END = re.compile(r"[。！？；!?;…]+[”」』\"'）)]*|\n+")
-_WORD_CHARS = re.compile(r"[0-9a-z\u4e00-\u9fff]")
 
 
 @lru_cache(maxsize=1)
@@ -46,7 +45,8 @@ def strip_control(text: str) -> str:
 
 
 def has_word_chars(text: str) -> bool:
-    return bool(_WORD_CHARS.search(normalize(text)))
+    """Whether the text has a letter or a digit in any script (emoji, symbols and punctuation are not words)."""
+    return any(unicodedata.category(ch)[0] in "LN" for ch in text)
 
 
 def raw_sentences(text: str) -> list[Sentence]:

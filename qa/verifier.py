@@ -137,13 +137,6 @@ class AnswerVerifier:
 
         return detect_script(question) in self.languages
 
-    def for_question(self, question: str) -> "AnswerVerifier | None":
-        return self if self.covers(question) else None
-
-    @property
-    def models(self) -> tuple["AnswerVerifier", ...]:  # as VerifierSet.models
-        return (self,)
-
     def describe(self) -> str:
         """"Chinese (zh-Hans / zh-Hant) questions below P(answered) 0.39": for the app and the eval reports."""
         names = {"zh-Hans": "Chinese", "zh-Hant": "Chinese", "en": "English"}
@@ -182,6 +175,11 @@ class VerifierSet:
     """One verifier per group of question scripts: the Chinese one and the English one are fitted on different
     data and cut at different probabilities, so each question is judged by the model of its own script."""
     models: tuple[AnswerVerifier, ...]
+
+    @classmethod
+    def of(cls, verifier: "AnswerVerifier | VerifierSet") -> "VerifierSet":
+        """A set as given, or a one-model set: the pipeline, the app and the reports handle sets only."""
+        return verifier if isinstance(verifier, VerifierSet) else cls((verifier,))
 
     def for_question(self, question: str) -> AnswerVerifier | None:
         return next((m for m in self.models if m.covers(question)), None)

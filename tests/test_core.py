@@ -13,7 +13,7 @@ from qa.loader import DocumentError, decode_bytes, document_from_bytes, load_cor
 from qa.pipeline import QuestionError
 from qa.settings import load_settings
 from qa.store import ModelMismatchError, load_index
-from qa.text import normalize, split_sentences
+from qa.text import has_word_chars, normalize, split_sentences
 
 ONE_AI_QUESTIONS = [
     "why did 01.AI give up pretraining?",
@@ -62,6 +62,12 @@ def test_transcript_lines_are_merged_into_sentences_not_fragments(corpus_docs):
 def test_script_normalization_folds_traditional_and_width():
     assert normalize("零一萬物預訓練團隊") == normalize("零一万物预训练团队") == "零一万物预训练团队"
     assert normalize("ＡＢＣ，１２３") == "abc,123"
+
+
+@pytest.mark.parametrize("text, words", [("🙂🙂", False), ("？！…", False), ("👍 -- ##", False), ("Kimi?", True),
+                                         ("零一万物", True), ("2024", True), ("Москва?", True), ("いつ？", True)])
+def test_a_word_is_a_letter_or_digit_in_any_script(text, words):
+    assert has_word_chars(text) is words
 
 
 def test_reciprocal_rank_fusion_rewards_agreement():

@@ -124,7 +124,8 @@ def test_each_question_is_judged_by_the_verifier_of_its_script(tmp_path):
     assert both.for_question("零一萬物為什麼放棄預訓練？") is chinese
     assert both.for_question("why did 01.AI give up pretraining?") is english
     assert VerifierSet((chinese,)).for_question("why did 01.AI give up pretraining?") is None
-    assert english.for_question("阶跃星辰的创始人是谁？") is None and english.models == (english,)
+    alone = VerifierSet.of(english)
+    assert alone.for_question("阶跃星辰的创始人是谁？") is None and alone.models == (english,) and VerifierSet.of(both) is both
     assert "English (en) questions below P(answered) 0.60" == english.describe()
     chinese.save(tmp_path / "zh.json")
     english.save(tmp_path / "en.json")
