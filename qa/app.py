@@ -188,7 +188,8 @@ def meta_html(answer: Answer | None, seconds: float | None = None) -> str:
     if answer.reader:
         parts.append(f"reader: {esc(answer.reader)} · confidence {float(answer.confidence):.2f}")
     if answer.abstained:
-        parts.append("abstained (no passage was convincing enough)")
+        # the notice below says why when a check decided it ("the documents never mention 2030")
+        parts.append("abstained" if answer.notice else "abstained (no passage was convincing enough)")
     if answer.query and answer.question and answer.query != answer.question:
         parts.append(f"searched for: “{esc(answer.query)}”")
     if seconds is not None:
