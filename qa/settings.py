@@ -79,6 +79,9 @@ class Settings:
     reader_rerank: bool = False  # True: the model's probability reorders candidates and decides abstention
     reader_verify: bool = False  # span mode: the model may veto the heuristic's answer (abstain below reader_threshold)
     reader_verify_passages: int = 5  # the top hits whose best probability is the answer's confidence
+    # span mode: the bold span is the best one that is not just the question's own words or the alias of an entity it
+    # names ("MiniMax" for "Who founded MiniMax?"); this many runners-up are tried (0: always the best span)
+    span_runners_up: int = 10
     reader_int8: bool = True  # int8 dynamic quantization of the reading layers (about 2x faster on CPU)
 
     # Answer verifier (qa/verifier.py): decides the neural reader's abstentions from the evidence's coverage

@@ -72,6 +72,17 @@ def test_the_reader_vetoes_the_heuristic_answer_below_its_threshold(built_servic
     assert kept.confidence == pytest.approx(answer.confidence)  # the veto's confidence: the model's best probability
 
 
+def test_the_bold_span_is_never_just_the_subject_the_question_names(built_service, tmp_path):
+    from conftest import clone_service
+
+    # "Who founded MiniMax?": the cited sentence says when MiniMax was founded; the model's best span is "MiniMax"
+    plain = clone_service(built_service, tmp_path / "plain", span_runners_up=0)
+    assert ask(plain, "Who founded MiniMax?").citations[0].span_text == "MiniMax"
+    first = ask(built_service, "Who founded MiniMax?").citations[0]
+    assert first.span_text and "".join(first.span_text.split()).lower() != "minimax"
+    assert first.start <= first.span_start < first.span_end <= first.end
+
+
 def test_json_citations_carry_the_span_offsets(built_service):
     payload = ask(built_service, WHY_01AI[0]).to_json_dict()
     first = payload["citations"][0]

@@ -236,6 +236,30 @@ def test_answer_sentence_cut_keeps_the_topic_and_loses_every_gold_answer():
     assert all(it.start == it.end == -1 for it in items)
 
 
+def test_ranked_spans_on_a_hand_computed_case():
+    import torch
+
+    from qa.neural.decode import ranked_spans
+
+    # spans i <= j score start[i] + end[j]: (0,0) 0, (0,1) 1, (0,2) 2, (1,1) 4, (1,2) 5, (2,2) 3; at most 2 tokens long
+    starts, ends, scores = ranked_spans(torch.tensor([[0.0, 3.0, 1.0]]), torch.tensor([[0.0, 1.0, 2.0]]), k=3, max_tokens=2)
+    assert list(zip(starts[0].tolist(), ends[0].tolist())) == [(1, 2), (1, 1), (2, 2)]
+    assert scores[0].tolist() == [5.0, 4.0, 3.0]  # (0,2) = 2 would be 3 tokens long
+
+
+@pytest.mark.parametrize("span, question, entities, echoes", [
+    ("MiniMax", "Who founded MiniMax?", [], True),
+    ("階躍星辰", "Who is the CEO of StepFun?", [{"阶跃星辰", "stepfun"}], True),  # through the alias group, any script
+    ("姜大昕", "Who is the CEO of StepFun?", [{"阶跃星辰", "stepfun"}], False),
+    ("2021年", "MiniMax是哪一年成立的？", [], False),
+    (" ", "MiniMax是哪一年成立的？", [], True),
+])
+def test_a_span_of_the_questions_own_words_echoes_it(span, question, entities, echoes):
+    from qa.neural.reader import _echoes_question
+
+    assert _echoes_question(span, question, entities) is echoes
+
+
 def test_auc_on_a_hand_computed_case():
     from qa.training.validate import auc
 

@@ -14,7 +14,7 @@ import torch
 
 from ..messages import abstention_text, display, possibly_related_message
 from ..settings import Settings
-from ..text import fold_script
+from ..text import fold_script, normalize
 from ..types import Answer, Citation, Hit
 from .encoder import EncodedText, LowerEncoder
 from .model import ReaderModel
@@ -161,14 +161,20 @@ class NeuralReader:
         hit = next((h for h in hits if h.chunk.doc_id == first.doc and h.chunk.start <= first.start and first.end <= h.chunk.end), None)
         if hit is not None:
             window = (first.start - hit.chunk.start, first.end - hit.chunk.start)
-            r = read_passages(self.model, q, self._passages([hit]), windows=[window])[0]
-            span = _trim(hit.chunk.text, r.start, r.end, hit.chunk.start)
-            if span is not None and first.start <= span[0] < span[1] <= first.end:
-                first.span_start, first.span_end = span
-                hit.span, hit.reader_score = span, r.probability
+            r = read_passages(self.model, q, self._passages([hit]), windows=[window],
+                              runners_up=self.settings.span_runners_up)[0]
+            candidates = [_trim(hit.chunk.text, a, b, hit.chunk.start) for a, b, _ in [(r.start, r.end, r.span_score)] + r.runners_up]
+            inside = [x for x in candidates if x is not None and first.start <= x[0] < x[1] <= first.end]
+            if inside and inside[0] == candidates[0]:  # the best span lies in the cited sentence
                 # signals for the answer verifier (qa/verifier.py): how sure the span head is inside the cited
                 # sentence, and how much better a span elsewhere in the passage scores
                 answer.verification = {"span_score": r.span_score, "span_gap": max(0.0, r.free_score - r.span_score)}
+            entities = self.sentences.question_concepts(question)[1]
+            span = next((x for x in inside if not _echoes_question(hit.chunk.text[x[0] - hit.chunk.start : x[1] - hit.chunk.start],
+                                                                   question, entities)), inside[0] if inside else None)
+            if span is not None:
+                first.span_start, first.span_end = span
+                hit.span, hit.reader_score = span, r.probability
         answer.text = compose(answer.citations)
         return answer
 
@@ -201,6 +207,17 @@ def compose(citations: list[Citation]) -> str:
         else:
             parts.append(f"{display(c.text)} [{n}]")
     return " ".join(parts)
+
+
+def _compact(text: str) -> str:
+    return "".join(normalize(text).split())
+
+
+def _echoes_question(span: str, question: str, entities: list[set[str]]) -> bool:
+    """A span made only of the question's own words ("MiniMax" for "Who founded MiniMax?", 阶跃星辰 for "Who
+    is the CEO of StepFun?" through its alias group) names what is asked about, not the answer."""
+    text = _compact(span)
+    return not text or text in _compact(question) or any(text in _compact(name) for group in entities for name in group)
 
 
 def _trim(text: str, start: int, end: int, offset: int) -> tuple[int, int] | None:

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import torch
 
-from .decode import best_spans
+from .decode import best_spans, ranked_spans
 from .encoder import EncodedText
 from .model import ReaderModel
 
@@ -19,6 +19,7 @@ class PassageReading:
     end: int
     span_score: float  # start + end logit of that span
     free_score: float = float("-inf")  # the best span score anywhere in the passage (equals span_score without a window)
+    runners_up: list[tuple[int, int, float]] = field(default_factory=list)  # the next best spans (start, end, score) in the window
 
 
 def pad_states(items: list[np.ndarray], hidden: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -41,8 +42,10 @@ def answer_mask(passages: list[EncodedText], width: int) -> torch.Tensor:
 
 @torch.inference_mode()
 def read_passages(model: ReaderModel, question: EncodedText, passages: list[EncodedText],
-                  batch_size: int = 32, windows: list[tuple[int, int] | None] | None = None) -> list[PassageReading]:
-    """`windows`: per passage, an optional [start, end) character range the span must lie in (a sentence)."""
+                  batch_size: int = 32, windows: list[tuple[int, int] | None] | None = None,
+                  runners_up: int = 0) -> list[PassageReading]:
+    """`windows`: per passage, an optional [start, end) character range the span must lie in (a sentence).
+    `runners_up`: also return that many next best spans, for a caller that may reject the best one."""
     out: list[PassageReading] = []
     hidden = model.config["hidden"]
     for b in range(0, len(passages), batch_size):
@@ -65,12 +68,14 @@ def read_passages(model: ReaderModel, question: EncodedText, passages: list[Enco
                 inside = torch.from_numpy((enc.starts >= window[0]) & (enc.ends <= window[1]) & (enc.starts >= 0))
                 if bool(inside.any()):
                     valid[i, : len(enc.starts)] &= inside
-        s_idx, e_idx, score = best_spans(start.masked_fill(~valid, neg), end.masked_fill(~valid, neg))
+        s_idx, e_idx, score = ranked_spans(start.masked_fill(~valid, neg), end.masked_fill(~valid, neg), 1 + runners_up)
         for i, enc in enumerate(group):
-            s, e = int(s_idx[i]), int(e_idx[i])
-            if enc.starts[s] < 0 or enc.ends[e] < 0:  # a passage with no text tokens
+            spans = [(int(enc.starts[s]), int(max(enc.ends[e], enc.starts[s])), float(v))
+                     for s, e, v in zip(s_idx[i].tolist(), e_idx[i].tolist(), score[i].tolist())
+                     if enc.starts[s] >= 0 and enc.ends[e] >= 0 and v > neg / 2]
+            if not spans:  # a passage with no text tokens
                 out.append(PassageReading(float(probs[i]), 0, 0, float("-inf")))
                 continue
-            out.append(PassageReading(float(probs[i]), int(enc.starts[s]), int(max(enc.ends[e], enc.starts[s])),
-                                      float(score[i]), float(free[i])))
+            (a, b, v), rest = spans[0], spans[1:]
+            out.append(PassageReading(float(probs[i]), a, b, v, float(free[i]), rest))
     return out
