@@ -82,6 +82,11 @@ class Settings:
     # span mode: the bold span is the best one that is not just the question's own words or the alias of an entity it
     # names ("MiniMax" for "Who founded MiniMax?"); this many runners-up are tried (0: always the best span)
     span_runners_up: int = 10
+    # span mode: of the sentences the heuristic cites, the one where the model's best span scores highest comes first
+    # (and holds the bold span); the heuristic's first keeps a lead of span_sentence_margin logits. Margins 1-3 were
+    # a plateau on the validation sets (CMRC 2018 dev, DRCD validation part); 0 lost open F1 (MODEL_CARD.md)
+    span_sentence_choice: bool = True
+    span_sentence_margin: float = 2.0
     reader_int8: bool = True  # int8 dynamic quantization of the reading layers (about 2x faster on CPU)
 
     # Answer verifier (qa/verifier.py): decides the neural reader's abstentions from the evidence's coverage

@@ -157,8 +157,10 @@ class NeuralReader:
             vetoed = self._verify(question, q, answer, hits)
             if vetoed is not None:
                 return vetoed
+        if self.settings.span_sentence_choice and len(answer.citations) > 1:
+            answer.citations = self._by_span_score(question, q, answer.citations, hits)
         first = answer.citations[0]
-        hit = next((h for h in hits if h.chunk.doc_id == first.doc and h.chunk.start <= first.start and first.end <= h.chunk.end), None)
+        hit = _holding(hits, first)
         if hit is not None:
             window = (first.start - hit.chunk.start, first.end - hit.chunk.start)
             r = read_passages(self.model, q, self._passages([hit]), windows=[window],
@@ -177,6 +179,18 @@ class NeuralReader:
                 hit.span, hit.reader_score = span, r.probability
         answer.text = compose(answer.citations)
         return answer
+
+    def _by_span_score(self, question, q, citations, hits):
+        """The cited sentences reordered so that the one holding the model's best span comes first."""
+        located = [(c, h) for c in citations for h in [_holding(hits, c)] if h is not None]
+        if len(located) < 2:
+            return citations
+        readings = read_passages(self.model, q, self._passages([h for _, h in located]),
+                                 windows=[(c.start - h.chunk.start, c.end - h.chunk.start) for c, h in located])
+        margin = self.settings.span_sentence_margin
+        scores = [r.span_score + (margin if i == 0 else 0.0) for i, r in enumerate(readings)]
+        best = located[max(range(len(located)), key=lambda i: scores[i])][0]
+        return [best] + [c for c in citations if c is not best]
 
     def _verify(self, question: str, q: EncodedText, answer: Answer, hits: list[Hit]) -> Answer | None:
         """The model's veto over the heuristic's answer: an abstention when none of the top passages answers.
@@ -207,6 +221,11 @@ def compose(citations: list[Citation]) -> str:
         else:
             parts.append(f"{display(c.text)} [{n}]")
     return " ".join(parts)
+
+
+def _holding(hits: list[Hit], citation: Citation) -> Hit | None:
+    return next((h for h in hits if h.chunk.doc_id == citation.doc and h.chunk.start <= citation.start
+                 and citation.end <= h.chunk.end), None)
 
 
 def _compact(text: str) -> str:
