@@ -168,7 +168,9 @@ def test_same_article_in_both_scripts_is_detected_and_retrieved_once(built_servi
         assert copies(unfiltered.retrieve(question, 5))  # the index does hold copies
         answer = service.ask(question, top_k=5)
         assert len(answer.hits) == 5 and copies(answer.hits) == [], [(h.chunk.doc_id, h.chunk.text[:20]) for h in answer.hits]
-        assert not answer.abstained and "鲸歌" in answer.citations[0].text.replace("鯨歌", "鲸歌")
+        # answered from the article (its first citation may be the sentence that says where, without the name)
+        assert not answer.abstained and "鲸歌" in answer.text.replace("鯨歌", "鲸歌")
+        assert answer.citations[0].doc in ("whale-song.txt", "鯨歌科技.txt", "whale-song-v2.md")
     # unrelated documents are not duplicates of each other
     from qa.dedup import similarity
 

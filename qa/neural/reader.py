@@ -54,8 +54,9 @@ def load_model(path: Path, int8: bool) -> ReaderModel:
 class NeuralReader:
     """Two modes, chosen by `Settings.reader_rerank`:
 
-    - span mode (default): the heuristic reader chooses the sentences and decides abstention (its
-      threshold is calibrated), then this model marks the answer span inside the first cited sentence;
+    - span mode (default): the heuristic reader chooses the sentences (the answer verifier, in the pipeline,
+      decides abstention), this model puts first the cited sentence where its best span scores highest and
+      marks the answer span inside it;
     - rerank mode: this model's probability reorders the candidates and decides abstention. Its
       probability did not separate answer-bearing from answer-free passages on the validation split
       (CMRC 2018 dev decision accuracy 0.52, see MODEL_CARD.md), so this mode is not the default.
@@ -146,7 +147,9 @@ class NeuralReader:
 
 
     def _read_spans(self, question: str, hits: list[Hit], query_vector, titles) -> Answer:
-        """Span mode: the heuristic reader's sentences, with this model's answer span in bold in the first."""
+        """Span mode: the heuristic reader's sentences, with this model's answer span in bold in the first. The first
+        is the cited sentence where the model's span scores best (settings.span_sentence_choice), and the span is
+        never only the question's own words (settings.span_runners_up)."""
         answer = self.sentences.read(question, hits, query_vector, titles)
         if answer.abstained or not answer.citations:
             if answer.abstained and hits:
@@ -158,7 +161,7 @@ class NeuralReader:
             if vetoed is not None:
                 return vetoed
         if self.settings.span_sentence_choice and len(answer.citations) > 1:
-            answer.citations = self._by_span_score(question, q, answer.citations, hits)
+            answer.citations = self._by_span_score(q, answer.citations, hits)
         first = answer.citations[0]
         hit = _holding(hits, first)
         if hit is not None:
@@ -180,16 +183,17 @@ class NeuralReader:
         answer.text = compose(answer.citations)
         return answer
 
-    def _by_span_score(self, question, q, citations, hits):
-        """The cited sentences reordered so that the one holding the model's best span comes first."""
+    def _by_span_score(self, q: EncodedText, citations: list[Citation], hits: list[Hit]) -> list[Citation]:
+        """The cited sentences reordered so that the one where the model's best span scores highest comes first;
+        the heuristic's first keeps a lead of `span_sentence_margin` logits (chosen on the validation sets)."""
         located = [(c, h) for c in citations for h in [_holding(hits, c)] if h is not None]
         if len(located) < 2:
             return citations
         readings = read_passages(self.model, q, self._passages([h for _, h in located]),
                                  windows=[(c.start - h.chunk.start, c.end - h.chunk.start) for c, h in located])
-        margin = self.settings.span_sentence_margin
-        scores = [r.span_score + (margin if i == 0 else 0.0) for i, r in enumerate(readings)]
-        best = located[max(range(len(located)), key=lambda i: scores[i])][0]
+        lead = self.settings.span_sentence_margin
+        scored = [(r.span_score + (lead if c is citations[0] else 0.0), c) for (c, _), r in zip(located, readings)]
+        best = max(scored, key=lambda x: x[0])[1]
         return [best] + [c for c in citations if c is not best]
 
     def _verify(self, question: str, q: EncodedText, answer: Answer, hits: list[Hit]) -> Answer | None:
