@@ -27,13 +27,24 @@ def is_follow_up(question: str, aliases: AliasLexicon | None = None) -> bool:
     """
     folded = normalize(question).strip()
     words = re.findall(r"[a-z0-9]+|[\u4e00-\u9fff]", folded)
-    if _FOLLOW_UP_START.search(folded) or _PRONOUNS.search(folded) or len(words) <= 3:
+    if _FOLLOW_UP_START.search(folded) or _PRONOUNS.search(folded):
         return True
+    if len(words) <= 3:  # "why?", "how much?", "Baichuan?" lean on the previous question ...
+        rest = _without_names(folded, question, aliases)
+        return len(rest) == len(words) or len(rest) <= 1  # ... "Who founded MiniMax?" names its own subject
     ending = _FOLLOW_UP_END.search(folded)
     if not ending:
         return False
     remainder = re.findall(r"[a-z0-9]+|[\u4e00-\u9fff]", folded[: ending.start()])
     return len(remainder) <= _SHORT_REMAINDER or bool(aliases and aliases.groups_in(question, entities_only=True))
+
+
+def _without_names(folded: str, question: str, aliases: AliasLexicon | None) -> list[str]:
+    """The question's words once the entity names it mentions are taken out."""
+    for group in (aliases.groups_in(question, entities_only=True) if aliases else []):
+        for name in sorted(group, key=len, reverse=True):
+            folded = folded.replace(normalize(name), " ")
+    return re.findall(r"[a-z0-9]+|[\u4e00-\u9fff]", folded)
 
 
 def rewrite_query(question: str, previous_questions: list[str], aliases: AliasLexicon) -> str:

@@ -122,6 +122,9 @@ def test_follow_up_question_uses_the_conversation(built_service):
     ("百川智能的融资情况呢？", True),  # a known name beside an ending cue
     ("今天北京天气怎么样？", False),  # ends like a follow-up but names its own topic
     ("Where is Baichuan headquartered?", False),
+    ("Who founded MiniMax?", False),  # three words, but it names its own subject
+    ("Baichuan?", True),  # only a name: the same question about it
+    ("How much?", True),  # too short to stand alone
 ])
 def test_follow_up_cues(built_service, question, follows):
     previous = "why did 01.AI give up pretraining?"
