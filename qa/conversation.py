@@ -16,6 +16,7 @@ _FOLLOW_UP_END = re.compile(r"(呢|怎么样|怎麼樣)\s*[?？]?\s*$")
 _PRONOUNS = re.compile(r"\b(it|its|they|them|their|he|she|his|her|that company|this company)\b|它|他们|该公司|这家", re.I)
 
 
+_WORD = re.compile(r"[a-z0-9]+|[\u4e00-\u9fff]")  # a word of folded text: a Latin word or number, or one CJK character
 _SHORT_REMAINDER = 5  # CJK characters (or words) left beside an ending cue: "百川呢？" is a follow-up
 
 
@@ -26,7 +27,7 @@ def is_follow_up(question: str, aliases: AliasLexicon | None = None) -> bool:
     An ending cue alone is not enough: "今天北京天气怎么样？" ends like "百川怎么样？" but names its own topic.
     """
     folded = normalize(question).strip()
-    words = re.findall(r"[a-z0-9]+|[\u4e00-\u9fff]", folded)
+    words = _WORD.findall(folded)
     if _FOLLOW_UP_START.search(folded) or _PRONOUNS.search(folded):
         return True
     if len(words) <= 3:  # "why?", "how much?", "Baichuan?" lean on the previous question ...
@@ -35,7 +36,7 @@ def is_follow_up(question: str, aliases: AliasLexicon | None = None) -> bool:
     ending = _FOLLOW_UP_END.search(folded)
     if not ending:
         return False
-    remainder = re.findall(r"[a-z0-9]+|[\u4e00-\u9fff]", folded[: ending.start()])
+    remainder = _WORD.findall(folded[: ending.start()])
     return len(remainder) <= _SHORT_REMAINDER or bool(aliases and aliases.groups_in(question, entities_only=True))
 
 
@@ -44,7 +45,7 @@ def _without_names(folded: str, question: str, aliases: AliasLexicon | None) -> 
     for group in (aliases.groups_in(question, entities_only=True) if aliases else []):
         for name in sorted(group, key=len, reverse=True):
             folded = folded.replace(normalize(name), " ")
-    return re.findall(r"[a-z0-9]+|[\u4e00-\u9fff]", folded)
+    return _WORD.findall(folded)
 
 
 def rewrite_query(question: str, previous_questions: list[str], aliases: AliasLexicon) -> str:
