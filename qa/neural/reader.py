@@ -165,8 +165,7 @@ class NeuralReader:
         first = answer.citations[0]
         hit = _holding(hits, first)
         if hit is not None:
-            # read alone, even when _by_span_score just read it in a batch: the int8 layers quantize each batch as a
-            # whole, so a batched reading (score, even span) depends on the sentences read beside it
+            # read again with the runners-up: _by_span_score asked for the best span of each sentence only
             window = (first.start - hit.chunk.start, first.end - hit.chunk.start)
             r = read_passages(self.model, q, self._passages([hit]), windows=[window],
                               runners_up=self.settings.span_runners_up)[0]

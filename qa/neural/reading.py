@@ -42,12 +42,17 @@ def answer_mask(passages: list[EncodedText], width: int) -> torch.Tensor:
 
 @torch.inference_mode()
 def read_passages(model: ReaderModel, question: EncodedText, passages: list[EncodedText],
-                  batch_size: int = 32, windows: list[tuple[int, int] | None] | None = None,
-                  runners_up: int = 0) -> list[PassageReading]:
+                  windows: list[tuple[int, int] | None] | None = None, runners_up: int = 0) -> list[PassageReading]:
     """`windows`: per passage, an optional [start, end) character range the span must lie in (a sentence).
-    `runners_up`: also return that many next best spans, for a caller that may reject the best one."""
+    `runners_up`: also return that many next best spans, for a caller that may reject the best one.
+
+    Each passage is read alone, unpadded, so that its reading does not depend on what else is asked for in
+    the same call: a batch would pad it to its neighbours' length and, with the opt-in int8 layers, quantize it
+    with their activation scale (measured on 4 corpus passages: int8 batched vs alone moved scores by up to
+    0.13 logits and 3 of 4 spans; float32 by 5e-7). On 2 CPU cores reading alone costs no more than a batch."""
     out: list[PassageReading] = []
     hidden = model.config["hidden"]
+    batch_size = 1
     for b in range(0, len(passages), batch_size):
         group = passages[b : b + batch_size]
         p, pm = pad_states([x.states for x in group], hidden)
