@@ -344,3 +344,70 @@ def test_a_passage_reads_the_same_alone_and_among_twenty(embedder, int8):
         assert [s[:2] for s in a.runners_up] == [s[:2] for s in b.runners_up]
         assert abs(a.span_score - b.span_score) <= 1e-5 and abs(a.span_score - c.span_score) <= 1e-5
         assert abs(a.probability - b.probability) <= 1e-5
+
+
+def test_a_full_fine_tune_lowers_the_loss_and_a_resumed_run_repeats_the_uninterrupted_curve(embedder, tmp_path):
+    """All 12 layers read question and passage together (lower_layers=0: only the embeddings are frozen). A run
+    stopped after its checkpoint and resumed gives the same loss curve and weights as one that never stopped."""
+    from qa.settings import load_settings
+    from qa.training.cache import StateBank
+    from qa.training.data import TRAIN_DIR, examples_for, load_set
+    from qa.training.train import Recipe, build_items, fill_bank, fit, loss_on
+
+    rs = load_set("cmrc-trial", TRAIN_DIR / "cmrc2018" / "cmrc2018_trial.squad.json", load_settings(), max_questions=40, seed=5)
+    examples = examples_for(rs, negatives=0.25, seed=5)
+    bank = StateBank(tmp_path / "bank.pkl")
+    fill_bank(bank, LowerEncoder.from_embedder(embedder, 0), [rs], {rs.name: {ex.chunk for ex in examples}})
+    items = build_items(examples, rs, bank)[:50]
+    assert len(items) == 50
+    recipe = Recipe(lower_layers=0, batch_size=5, max_steps=10, lr_layers=1e-4, lr_head=3e-3, warmup_share=0.1, seed=5)
+    bert = embedder.model[0].auto_model
+
+    def mean_loss(model):
+        with torch.no_grad():
+            return float(np.mean([float(loss_on(model.eval(), items[i : i + 10], bank)) for i in range(0, 50, 10)]))
+
+    torch.manual_seed(5)
+    straight = ReaderModel.from_bert(bert, 0)
+    assert len(straight.layers) == 12
+    before = mean_loss(straight)
+    curve, steps = fit(straight, items, bank, recipe, log_every=1, progress=False)
+    assert steps == 10 and mean_loss(straight) < before - 0.3, (before, mean_loss(straight))
+
+    torch.manual_seed(5)
+    stopped = ReaderModel.from_bert(bert, 0)
+    checkpoint = tmp_path / "run.ckpt"
+    first, done = fit(stopped, items, bank, recipe, log_every=1, progress=False, checkpoint=checkpoint, stop_after=4)
+    assert done == 4 and checkpoint.exists()
+    torch.manual_seed(999)  # the resumed run takes its random state from the checkpoint, not from here
+    resumed = ReaderModel.from_bert(bert, 0)
+    rest, done = fit(resumed, items, bank, recipe, log_every=1, progress=False, checkpoint=checkpoint, resume=True)
+    assert done == 10
+    assert [c["loss"] for c in rest] == [c["loss"] for c in curve]
+    for a, b in zip(straight.state_dict().values(), resumed.state_dict().values()):
+        assert torch.equal(a, b)
+
+
+def test_validation_reports_the_answerability_auc_for_each_kind_of_negative(embedder, tmp_path):
+    """Answer-free passages fail differently: the rest of the question's own paragraph, the next paragraph of the
+    same article, a paragraph of another article. Validation gives each kind its own AUC, beside the pooled one."""
+    from qa.neural.reader import DEFAULT_WEIGHTS, load_model
+    from qa.settings import load_settings
+    from qa.training.cache import StateBank
+    from qa.training.data import TRAIN_DIR, load_set
+    from qa.training.train import fill_bank
+    from qa.training.validate import NEGATIVE_KINDS, validate
+
+    model = load_model(DEFAULT_WEIGHTS, False)
+    rs = load_set("cmrc-trial", TRAIN_DIR / "cmrc2018" / "cmrc2018_trial.squad.json", load_settings(), max_questions=30, seed=3)
+    bank = StateBank(tmp_path / "bank.pkl")
+    fill_bank(bank, LowerEncoder.from_embedder(embedder, model.config["lower_layers"]), [rs], None)
+    report = validate(model, rs, bank)
+    assert report["questions"] == 30
+    kinds = {k: report[f"{k}_questions"] for k in NEGATIVE_KINDS}
+    assert kinds["other_article"] > 0 and kinds["same_paragraph"] + kinds["same_article"] > 0, kinds
+    assert max(kinds.values()) <= report["removed_questions"] <= sum(kinds.values())
+    for kind, n in kinds.items():
+        assert (f"{kind}_auc" in report) == (n > 0)
+        if n:
+            assert 0.0 <= report[f"{kind}_auc"] <= 1.0

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from .validate import NEGATIVE_KINDS
+
 SOURCES = [
     ("CMRC 2018 train", "ymcui/cmrc2018 @ c0eb1b6b (via CLUE's byte-identical copy)", "CC BY-SA 4.0"),
     ("CMRC 2018 trial", "ymcui/cmrc2018 @ c0eb1b6b", "CC BY-SA 4.0"),
@@ -61,15 +63,19 @@ def write_model_card(path: Path, report: dict, weights: Path) -> None:
               f"({report['train_items']:,} items)", f"- total including validation: {report['total_seconds']:.0f} s", "",
               "## Validation (held out; the threshold is calibrated here)", "",
               "| set | questions | closed F1 | closed EM | threshold | decision accuracy | refusal precision | refusal recall "
-              "| removed AUC | sentence-removed AUC | sentence-removed refused |",
-              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+              "| removed AUC | same-paragraph AUC | same-article AUC | other-article AUC | sentence-removed AUC "
+              "| sentence-removed refused |",
+              "| --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
     for name, v in report["validation"].items():
         lines.append(f"| {name} | {v['questions']} | {v['closed_f1']:.1f} | {v['closed_em']:.1f} | {v['threshold']:.3f} | "
                      f"{v['decision_accuracy']:.3f} | {v['refusal_precision']:.3f} | {v['refusal_recall']:.3f} | "
-                     f"{v.get('removed_auc', float('nan')):.3f} | {v.get('sentence_removed_auc', float('nan')):.3f} | "
+                     f"{v.get('removed_auc', float('nan')):.3f} | "
+                     + "".join(f"{v.get(f'{kind}_auc', float('nan')):.3f} | " for kind in NEGATIVE_KINDS)
+                     + f"{v.get('sentence_removed_auc', float('nan')):.3f} | "
                      f"{v.get('sentence_removed_recall', float('nan')):.3f} |")
     lines += ["", "closed: the question's own paragraph (all its chunks) is given. Refusal: the same questions over chunks "
-              "without the answer (rest of the paragraph + the next paragraph). Sentence removed: the same questions over "
+              "without the answer (rest of the paragraph + the next paragraph), also by kind: the same paragraph, the next paragraph "
+              "of the same article, a paragraph of another article. Sentence removed: the same questions over "
               "their own paragraph with the answer's sentence cut out (AUC against the closed readings; refused at the "
               "threshold). CMRC 2018 char F1/EM.", "",
               "## Training loss", "", "| step | mean loss | seconds |", "| ---: | ---: | ---: |"]

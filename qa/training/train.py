@@ -13,6 +13,7 @@ import argparse
 import json
 import math
 import random
+import sys
 import time
 from dataclasses import asdict, dataclass
 from pathlib import Path
@@ -154,9 +155,9 @@ def fill_bank(bank: StateBank, encoder: LowerEncoder, sets: list[ReadingSet], ch
     return added
 
 
-def batches(items: list[Item], bank: StateBank, size: int, rng: random.Random) -> list[list[Item]]:
-    """Length-bucketed batches (less padding), in random order."""
-    order = sorted(items, key=lambda it: (len(bank.items[it.p].ids) + rng.random() * 8))
+def batches(items: list[Item], bank: StateBank, size: int, rng: random.Random) -> list[list[int]]:
+    """Length-bucketed batches (less padding), in random order, as indices into `items`."""
+    order = sorted(range(len(items)), key=lambda i: (len(bank.items[items[i].p].ids) + rng.random() * 8))
     groups = [order[i : i + size] for i in range(0, len(order), size)]
     rng.shuffle(groups)
     return groups
@@ -164,34 +165,47 @@ def batches(items: list[Item], bank: StateBank, size: int, rng: random.Random) -
 
 def loss_on(model: ReaderModel, group: list[Item], bank: StateBank) -> torch.Tensor:
     hidden = model.config["hidden"]
+    device = next(model.parameters()).device
     q, qm = pad_states([bank.items[it.q].states for it in group], hidden)
     passages = [bank.items[it.p] for it in group]
     p, pm = pad_states([x.states for x in passages], hidden)
-    start, end, answerable, null = model(q, qm, p, pm)
-    valid = answer_mask(passages, p.shape[1])
+    start, end, answerable, null = model(q.to(device), qm.to(device), p.to(device), pm.to(device))
+    valid = answer_mask(passages, p.shape[1]).to(device)
     neg = torch.finfo(start.dtype).min
     start, end = start.masked_fill(~valid, neg), end.masked_fill(~valid, neg)
-    has = torch.tensor([it.start >= 0 for it in group])
+    has = torch.tensor([it.start >= 0 for it in group], device=device)
     loss = F.binary_cross_entropy_with_logits(answerable, has.float())
     if model.config.get("null_slot"):  # slot 0 is "no answer"; a span's token i is slot i + 1
-        s = torch.tensor([it.start + 1 if it.start >= 0 else 0 for it in group])
-        e = torch.tensor([it.end + 1 if it.start >= 0 else 0 for it in group])
+        s = torch.tensor([it.start + 1 if it.start >= 0 else 0 for it in group], device=device)
+        e = torch.tensor([it.end + 1 if it.start >= 0 else 0 for it in group], device=device)
         start, end = torch.cat([null[:, :1], start], dim=1), torch.cat([null[:, 1:], end], dim=1)
         return loss + (F.cross_entropy(start, s) + F.cross_entropy(end, e)) / 2
     if has.any():
-        s = torch.tensor([it.start for it in group])[has]
-        e = torch.tensor([it.end for it in group])[has]
+        s = torch.tensor([it.start for it in group], device=device)[has]
+        e = torch.tensor([it.end for it in group], device=device)[has]
         loss = loss + (F.cross_entropy(start[has], s) + F.cross_entropy(end[has], e)) / 2
     return loss
 
 
+def training_device() -> torch.device:
+    """CUDA when torch sees a GPU, else the CPU (the shipped weights' device is in the model card)."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
 def fit(model: ReaderModel, items: list[Item], bank: StateBank, recipe: Recipe, log_every: int = 25,
-        progress: bool = True) -> tuple[list[dict], int]:
+        progress: bool = True, checkpoint: Path | None = None, checkpoint_minutes: float = 5.0,
+        resume: bool = False, stop_after: int = 0) -> tuple[list[dict], int]:
     """AdamW with warmup and linear decay; a higher rate for the new heads than for the copied layers.
+
+    With `checkpoint`, the whole run (weights, optimizer, schedule, data order, random states, loss curve) is
+    saved there every `checkpoint_minutes` and at the end, so that `resume` continues a stopped run exactly
+    where it was: the resumed loss curve equals an uninterrupted one (same seed, same machine).
+    `stop_after` > 0 stops (after a checkpoint) once that many steps are done: for tests and time budgets.
 
     Returns the loss curve (mean loss per `log_every` steps) and the number of steps taken."""
     rng = random.Random(recipe.seed)
-    model.train()
+    device = training_device()
+    model.to(device).train()
     head = [p for n, p in model.named_parameters() if not n.startswith("layers.")]
     body = [p for n, p in model.named_parameters() if n.startswith("layers.")]
     opt = torch.optim.AdamW([{"params": body, "lr": recipe.lr_layers}, {"params": head, "lr": recipe.lr_head}],
@@ -202,13 +216,36 @@ def fit(model: ReaderModel, items: list[Item], bank: StateBank, recipe: Recipe, 
     sched = torch.optim.lr_scheduler.LambdaLR(
         opt, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / max(1, total - warmup))))
     curve, window = [], []
-    started = time.time()
-    step, groups = 0, []
-    bar = tqdm(total=total, desc="training", unit="step", disable=not progress)
+    step, groups, spent = 0, [], 0.0
+    if resume and checkpoint is not None and Path(checkpoint).exists():
+        state = torch.load(checkpoint, map_location=device, weights_only=False)
+        if state["recipe"] != asdict(recipe) or state["items"] != len(items):
+            raise RuntimeError(f"{checkpoint} belongs to another run (recipe or data differ); remove it or drop --resume")
+        model.load_state_dict(state["model"])
+        opt.load_state_dict(state["optimizer"])
+        sched.load_state_dict(state["schedule"])
+        step, groups, curve, window, spent = state["step"], state["groups"], state["curve"], state["window"], state["seconds"]
+        rng.setstate(state["rng"])
+        torch.set_rng_state(state["torch_rng"])
+        if device.type == "cuda" and state.get("cuda_rng") is not None:
+            torch.cuda.set_rng_state_all(state["cuda_rng"])
+        print(f"resumed {checkpoint} at step {step} of {total}", flush=True)
+
+    def save_checkpoint() -> None:
+        tmp = Path(str(checkpoint) + ".tmp")
+        torch.save({"recipe": asdict(recipe), "items": len(items), "model": model.state_dict(),
+                    "optimizer": opt.state_dict(), "schedule": sched.state_dict(), "step": step, "groups": groups,
+                    "curve": curve, "window": window, "seconds": spent + time.time() - started,
+                    "rng": rng.getstate(), "torch_rng": torch.get_rng_state(),
+                    "cuda_rng": torch.cuda.get_rng_state_all() if device.type == "cuda" else None}, tmp)
+        tmp.replace(checkpoint)
+
+    started = last_save = time.time()
+    bar = tqdm(total=total, initial=step, desc="training", unit="step", disable=not progress)
     while step < total:
         if not groups:
             groups = batches(items, bank, recipe.batch_size, rng)
-        loss = loss_on(model, groups.pop(), bank)
+        loss = loss_on(model, [items[i] for i in groups.pop()], bank)
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
@@ -219,11 +256,20 @@ def fit(model: ReaderModel, items: list[Item], bank: StateBank, recipe: Recipe, 
         bar.update(1)
         bar.set_postfix(loss=f"{np.mean(window):.3f}")
         if step % log_every == 0 or step == total:
-            curve.append({"step": step, "loss": round(float(np.mean(window)), 4), "seconds": round(time.time() - started, 1)})
+            curve.append({"step": step, "loss": round(float(np.mean(window)), 4),
+                          "seconds": round(spent + time.time() - started, 1)})
             window = []
+            if not progress:
+                print(json.dumps(curve[-1]), flush=True)
+        if checkpoint is not None and (time.time() - last_save > 60 * checkpoint_minutes or step == total
+                                       or step == stop_after):
+            save_checkpoint()
+            last_save = time.time()
+        if stop_after and step >= stop_after and step < total:
+            break
     bar.close()
-    model.eval()
-    return curve, total
+    model.cpu().eval()
+    return curve, step
 
 
 def filled_bank(rs: ReadingSet, encoder: LowerEncoder, recipe: Recipe, settings, root: Path,
@@ -259,7 +305,9 @@ def validate_weights(weights: Path, recipe: Recipe, cache_dir: Path | None = Non
     return validate_all(model, vals, val_cuts, banks)
 
 
-def train(recipe: Recipe, out: Path, cache_dir: Path | None = None, log_every: int = 25) -> dict:
+def train(recipe: Recipe, out: Path, cache_dir: Path | None = None, log_every: int = 25, resume: bool = False,
+          checkpoint_minutes: float = 5.0, stop_after: int = 0) -> dict | None:
+    """The whole run; None when it stopped early (`stop_after`) with its state in the checkpoint."""
     started = time.time()
     torch.manual_seed(recipe.seed)
     random.seed(recipe.seed)
@@ -294,12 +342,19 @@ def train(recipe: Recipe, out: Path, cache_dir: Path | None = None, log_every: i
     smoke = vals[0]
     probe = ReadingSet(smoke.name, dict(list(smoke.questions.items())[:3]), smoke.chunks, smoke.paragraph_chunks)
     validate(model.eval(), probe, banks[smoke.name])  # fail now, not after the training run
-    curve, total = fit(model, items, bank, recipe, log_every)  # leaves the model in eval mode
+    checkpoint = root / "training" / f"{out.stem}-{recipe.lower_layers}.ckpt"
+    checkpoint.parent.mkdir(parents=True, exist_ok=True)
+    print(f"{len(items)} training items; checkpoint {checkpoint}", flush=True)
+    curve, total = fit(model, items, bank, recipe, log_every, progress=sys.stderr.isatty(), checkpoint=checkpoint,
+                       checkpoint_minutes=checkpoint_minutes, resume=resume, stop_after=stop_after)  # eval mode
+    if total < (recipe.max_steps or total):
+        print(f"stopped after step {total}; continue with --resume", flush=True)
+        return None
     training_s = curve[-1]["seconds"] if curve else 0.0
     model.save(out)  # before validation: a crash there must not lose the run
     validation = validate_all(model, vals, val_cuts, banks)
     report = {
-        "recipe": asdict(recipe), "data": per_set, "train_items": len(items), "steps": total,
+        "recipe": asdict(recipe), "device": f"{training_device().type} ({torch.get_num_threads()} threads)", "data": per_set, "train_items": len(items), "steps": total,
         "caching_seconds": round(caching_s, 1), "training_seconds": round(training_s, 1),
         "total_seconds": round(time.time() - started, 1), "curve": curve, "validation": validation,
     }
@@ -318,6 +373,9 @@ def main(argv: list[str] | None = None) -> int:
         kind = (lambda text: text.lower() in {"1", "true", "yes", "on"}) if isinstance(value, bool) else type(value)
         ap.add_argument("--" + name.replace("_", "-"), type=kind, default=value)
     ap.add_argument("--cache-dir", type=Path, default=None)
+    ap.add_argument("--resume", action="store_true", help="continue the stopped run from its checkpoint (same recipe and cache)")
+    ap.add_argument("--checkpoint-minutes", type=float, default=5.0)
+    ap.add_argument("--stop-after", type=int, default=0, help="stop after this many steps (a checkpoint is kept)")
     ap.add_argument("--validate", type=Path, default=None, metavar="WEIGHTS",
                     help="only validate this weights file (closed F1/EM, removed and sentence-removed refusal)")
     args = ap.parse_args(argv)
@@ -325,7 +383,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.validate:
         print(json.dumps(validate_weights(args.validate, recipe, args.cache_dir), indent=1, ensure_ascii=False))
         return 0
-    report = train(recipe, args.out, args.cache_dir)
+    report = train(recipe, args.out, args.cache_dir, resume=args.resume, checkpoint_minutes=args.checkpoint_minutes,
+                   stop_after=args.stop_after)
+    if report is None:
+        return 0
     print(json.dumps({k: report[k] for k in ("steps", "total_seconds", "validation")}, indent=1, ensure_ascii=False))
     return 0
 
