@@ -1,13 +1,17 @@
 """Gradio 6 chat app: streamed, cited answers; a sources panel; uploads; index status.
 
 `launch(settings)` opens (or builds) the index and serves on settings.host (127.0.0.1 by
-default). `build_app(service)` returns the Blocks without launching, so tests can start it on
-a free port. Besides the UI, two API endpoints are exposed:
+default; another host only with settings.api_key set). `build_app(service)` returns the Blocks
+without launching, so tests can start it on a free port. Besides the UI, two Gradio API
+endpoints are exposed:
 
 * ``/respond`` - what the chat box calls: (message, mode, top_k) -> chat, sources HTML, meta.
 * ``/ask`` - for scripts (eval/bench_load.py): (question, history, mode, top_k) streams dicts
   ``{"text", "done": false}`` and finally ``{"text", "done": true, "abstained", "mode",
-  "notice", "citations": [...]}`` or ``{"error", "done": true}``.
+  "notice", "citations": [...]}`` or ``{"error", "code", "done": true}``.
+
+and, on the same port, the OpenAI-compatible HTTP API of qa/api.py (/v1/chat/completions,
+/v1/models, /v1/retrieval; docs/api.md), which answers through the same `Handlers.ask`.
 
 Everything that comes from documents or users is html-escaped here: documents are untrusted.
 """
@@ -15,6 +19,7 @@ Everything that comes from documents or users is html-escaped here: documents ar
 from __future__ import annotations
 
 import html
+import ipaddress
 import logging
 import os
 import re
@@ -25,6 +30,7 @@ from typing import Iterator
 
 import gradio as gr
 
+from .api import api_routes
 from .documents import DocumentLibrary
 from .loader import DocumentError, document_from_bytes
 from .pipeline import QAService, QuestionError, clean_question
@@ -329,10 +335,13 @@ def sources_html(answer: Answer | None, corpus: CorpusReader | None = None, scri
 
 
 def answer_payload(answer: Answer) -> dict:
+    """The final answer as JSON (the /ask endpoint, and the citations of the /v1 API): citation n is marker [n];
+    `text == document text[start:end]`, and span_text == text[span_start - start:span_end - start] when set."""
     return {"text": answer.text, "done": True, "abstained": answer.abstained, "mode": answer.mode,
             "notice": answer.notice, "query": answer.query,
             "citations": [{"n": n, "doc": c.doc, "title": c.title, "start": c.start, "end": c.end, "text": c.text,
-                           "score": round(float(c.score), 4), "page": c.page, "section": c.section}
+                           "score": round(float(c.score), 4), "page": c.page, "section": c.section,
+                           "span_start": c.span_start, "span_end": c.span_end, "span_text": c.span_text}
                           for n, c in enumerate(answer.citations, 1)]}
 
 
@@ -422,17 +431,22 @@ class Handlers:
 
     def ask(self, question: str, history: list[str] | None = None, mode: str = "extractive",
             top_k: int = 0) -> Iterator[dict]:
-        """Answer a question, streaming {"text", "done": false} then the final answer with citations."""
+        """Answer a question, streaming {"text", "done": false} then the final answer with citations.
+
+        Shared by the Gradio /ask endpoint and the /v1 HTTP API (qa/api.py). `history`: the earlier questions,
+        as the chat box keeps them; errors end the stream with {"error", "code", "done": true}, code
+        "invalid_question" (the message is for the user) or "internal_error".
+        """
         try:
-            history = [h for h in (history or []) if isinstance(h, str)]
+            history = [h for h in (history or []) if isinstance(h, str)][-HISTORY_TURNS:]
             for partial, answer in self.service.ask_stream(question, history=history, top_k=int(top_k or 0) or None,
                                                            answer_mode=mode or "extractive"):
                 yield {"text": partial, "done": False} if answer is None else answer_payload(answer)
         except QuestionError as exc:
-            yield {"error": str(exc), "done": True}
+            yield {"error": str(exc), "code": "invalid_question", "done": True}
         except Exception as exc:
             log.exception("API question %r failed", question)
-            yield {"error": f"internal error ({type(exc).__name__})", "done": True}
+            yield {"error": f"internal error ({type(exc).__name__})", "code": "internal_error", "done": True}
 
     def upload(self, files, progress=gr.Progress()):
         """Index uploaded files in one batch; returns (report HTML, status HTML, cleared file list)."""
@@ -588,12 +602,19 @@ def build_app(service: QAService) -> gr.Blocks:
     demo.queue(default_concurrency_limit=CONCURRENCY, max_size=None)
 
     # gradio 6 takes css/head in launch(): bake ours in, so `demo.launch(...)` in tests looks the same.
+    # The /v1 HTTP API goes in the same way: launch() builds the FastAPI app from app_kwargs, and routes given
+    # to its constructor come before Gradio's own, on the same port (gr.mount_gradio_app would need our own
+    # uvicorn, and tests could no longer start the app with demo.launch()).
     plain_launch = demo.launch
+    routes = api_routes(h, concurrency=CONCURRENCY)
 
     def launch_with_style(*args, **kwargs):
         kwargs.setdefault("css", CSS)
         kwargs.setdefault("head", HEAD)
         kwargs.setdefault("theme", theme())
+        app_kwargs = dict(kwargs.get("app_kwargs") or {})
+        app_kwargs["routes"] = [*routes, *app_kwargs.get("routes", [])]
+        kwargs["app_kwargs"] = app_kwargs
         return plain_launch(*args, **kwargs)
 
     demo.launch = launch_with_style
@@ -620,8 +641,35 @@ def _warm_up(service: QAService) -> None:
         log.exception("warm-up failed")
 
 
+class UnsafeHostError(SystemExit):
+    """Serving beyond this machine without an API key. A SystemExit: `python app.py` / `qa serve` print the
+    message and exit with status 1, no traceback."""
+
+
+def is_loopback(host: str) -> bool:
+    if host.strip().lower() in ("localhost", "localhost.localdomain"):
+        return True
+    try:
+        return ipaddress.ip_address(host.strip().strip("[]")).is_loopback
+    except ValueError:  # any other name may resolve to a reachable address
+        return False
+
+
+def check_host(settings: Settings, host: str) -> None:
+    """Refuse a non-loopback host without settings.api_key: the /v1 API would answer anyone on the network."""
+    if is_loopback(host) or settings.api_key:
+        return
+    raise UnsafeHostError(
+        f"Refusing to serve on {host}: without an API key anyone who can reach this machine could use the /v1 API. "
+        f"Set QA_API_KEY to a long random secret (clients send it as 'Authorization: Bearer <key>'; e.g. "
+        f"QA_API_KEY=$(python -c 'import secrets; print(secrets.token_urlsafe(32))')), or serve on 127.0.0.1, "
+        f"the default. The key protects the /v1 routes; the chat page itself stays open to whoever reaches it.")
+
+
 def launch(settings: Settings | None = None, host: str | None = None, port: int | None = None, **kwargs):
     settings = settings or load_settings()
+    host, port = server_address(settings, host, port)
+    check_host(settings, host)  # before the index is opened: a refusal takes no time
     started = time.perf_counter()
     if settings.store == "milvus":
         print(f"Opening the Milvus index at {settings.milvus_uri or Path(settings.index_dir) / 'milvus.db'}…", flush=True)
@@ -640,7 +688,6 @@ def launch(settings: Settings | None = None, host: str | None = None, port: int 
     threading.Thread(target=_warm_up, args=(service,), daemon=True, name="qa-warm-up").start()
     demo = build_app(service)
     max_file = max(settings.max_upload_bytes, settings.max_document_bytes) * 2
-    host, port = server_address(settings, host, port)
     return demo.launch(server_name=host, server_port=port, max_file_size=max_file, **kwargs)
 
 

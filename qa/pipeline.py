@@ -12,6 +12,7 @@ import re
 import threading
 import time
 import unicodedata
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Iterator
 
@@ -29,7 +30,7 @@ from .stores import open_index
 from .stores.base import IndexCorruptError, IndexMissingError, IndexView, Progress
 from .stores.faiss_store import build_index, save_index
 from .text import strip_control
-from .types import Answer, Document
+from .types import Answer, Document, Hit
 from .verifier import AnswerVerifier, VerifierSet, evidence_features, load_verifier, question_concepts
 
 log = logging.getLogger(__name__)
@@ -300,6 +301,25 @@ class QAService:
             answer.hits = hits[:k]
         answer.question, answer.query, answer.reader = text, query, chosen.name
         return annotate_answer(answer, index.texts)
+
+    def retrieve(self, query: str, top_k: int | None = None, documents: Collection[str] | None = None) -> list[Hit]:
+        """The passages a question is answered from, without reading them (the HTTP API's /v1/retrieval).
+
+        The same retrieval as `ask` (hybrid, de-duplicated; reranked, with reader_score set, when the configured
+        reader reranks), on the query as given (no follow-up rewriting), optionally only from some documents.
+        Raises QuestionError for unusable input.
+        """
+        text = clean_question(query, self.settings)
+        index = self.current_index()
+        if index is None:
+            raise QuestionError("The index is not built yet; run `qa index` first.")
+        k = top_k or self.settings.top_k
+        reader = self.reader_for(self.settings.reader)
+        wanted = max(k, self.settings.reader_candidates) if reader.reranks else k
+        hits = HybridRetriever(index, self.embedder, self.aliases, self.settings).retrieve(text, wanted, documents=documents)
+        if reader.reranks:
+            hits = reader.rerank(text, hits)
+        return hits[:k]
 
     @property
     def verifier(self) -> VerifierSet | None:

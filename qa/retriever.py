@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Collection
+
 from .aliases import AliasLexicon
 from .dedup import unique_hits
 from .fusion import reciprocal_rank_fusion
@@ -12,6 +14,10 @@ from .text import fold_script
 from .types import Hit
 
 MODES = ("hybrid", "dense", "sparse")
+# With a document filter each retriever looks this much deeper (at least FILTER_DEPTH passages, at most the whole
+# index), so that passages of the chosen documents are found even when others rank above them.
+FILTER_WIDENING = 10
+FILTER_DEPTH = 1000
 
 
 class HybridRetriever:
@@ -21,18 +27,29 @@ class HybridRetriever:
     def embed_query(self, query: str):
         return self.embedder.encode_queries([fold_script(query)])[0]
 
-    def retrieve(self, query: str, top_k: int | None = None, mode: str = "hybrid", query_vector=None) -> list[Hit]:
-        """Top-k chunks for the query. `mode` selects a baseline: "dense" or "sparse" alone."""
+    def retrieve(self, query: str, top_k: int | None = None, mode: str = "hybrid", query_vector=None,
+                 documents: Collection[str] | None = None) -> list[Hit]:
+        """Top-k chunks for the query. `mode` selects a baseline: "dense" or "sparse" alone.
+
+        `documents`: only passages of these doc ids (filtered before fusion and de-duplication, so a passage
+        is not dropped as the copy of one from a document that was not asked for).
+        """
         if mode not in MODES:
             raise ValueError(f"unknown retrieval mode {mode!r}; choose one of {MODES}")
         k = top_k or self.settings.top_k
         n = self.settings.candidates
+        if documents is not None:
+            n = min(self.index.count(), max(FILTER_WIDENING * n, FILTER_DEPTH))
         dense = sparse = []
         if mode in ("hybrid", "dense"):
             vector = self.embed_query(query) if query_vector is None else query_vector
             dense = self.index.dense_search(vector, n)
         if mode in ("hybrid", "sparse"):
             sparse = self.index.sparse_search(self.aliases.expand(query), n)
+        if documents is not None:
+            wanted = set(documents)
+            dense = [(i, s) for i, s in dense if self.index.chunks[i].doc_id in wanted]
+            sparse = [(i, s) for i, s in sparse if self.index.chunks[i].doc_id in wanted]
         if mode == "dense":
             return self._unique([Hit(self.index.chunks[i], s, dense_rank=r) for r, (i, s) in enumerate(dense, 1)], k)
         if mode == "sparse":

@@ -141,6 +141,9 @@ class Settings:
     # Server.
     host: str = "127.0.0.1"
     port: int = 7860
+    # Bearer token the /v1 HTTP API (qa/api.py) requires when set (QA_API_KEY). Without one the app serves only
+    # on a loopback host: it refuses 0.0.0.0 or a LAN address. Kept out of repr() so it never reaches a log.
+    api_key: str = field(default="", repr=False)
 
     def with_overrides(self, **changes) -> "Settings":
         return replace(self, **{k: v for k, v in changes.items() if v is not None})

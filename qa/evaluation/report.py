@@ -20,7 +20,7 @@ from .run import display_order, system_label, write_records
 DEFAULT_OUT = PROJECT_ROOT / "eval" / "results"
 COLORS = {"sparse": "tab:orange", "dense": "tab:blue", "hybrid": "tab:green", "hybrid+heuristic": "tab:olive",
           "hybrid+neural": "tab:purple"}
-_SECRETS = {"llm_api_key"}
+_SECRETS = {"llm_api_key", "api_key"}
 
 
 def settings_record(settings: Settings) -> dict:
