@@ -115,7 +115,7 @@ def test_the_heuristic_reader_stays_available_as_the_baseline(built_service):
 
 
 # Pinned on the built-in corpus with the shipped weights, on the default float32 path (the same spans on any x86
-# CPU; the opt-in int8 path is not pinned: its kernels differ between CPUs). A change in jieba, bm25s, faiss, torch, the reader's
+# CPU; on the opt-in int8 path, whose kernels differ between CPUs, only within its tolerance). A change in jieba, bm25s, faiss, torch, the reader's
 # or the verifier's weights that moves retrieval, the confidence or the span shows up here first. Confidence:
 # the answer verifier's P(answered) for Chinese questions, the evidence score for English ones.
 PINNED = [
@@ -131,6 +131,9 @@ PINNED = [
 def test_pinned_top_passage_confidence_and_span(built_service, question, top_hit, confidence, sentence_start, span):
     answer = ask(built_service, question)
     assert (answer.hits[0].chunk.doc_id, answer.hits[0].chunk.start) == top_hit
-    assert round(answer.confidence, 3) == pytest.approx(confidence, abs=0.002)
+    # The confidences are float32's; the opt-in int8 path (QA_READER_INT8=1) moves the reader's probabilities by up
+    # to 0.023 (eval/reader_numerics.py: 60 readings), so there only the passage, sentence and span stay pinned.
+    tolerance = 0.03 if built_service.settings.reader_int8 else 0.002
+    assert round(answer.confidence, 3) == pytest.approx(confidence, abs=tolerance)
     assert answer.citations[0].start == sentence_start
     assert answer.citations[0].span_text == span
