@@ -175,7 +175,8 @@ def chat_request(data: dict, settings) -> ChatRequest:
 def answer_fields(payload: dict) -> dict:
     """The top-level extensions of a response: what the app's sources panel and meta line show."""
     return {"citations": payload.get("citations", []), "abstained": bool(payload.get("abstained")),
-            "mode": payload.get("mode"), "notice": payload.get("notice", ""), "query": payload.get("query", "")}
+            "mode": payload.get("mode"), "notice": payload.get("notice", ""), "query": payload.get("query", ""),
+            "english": payload.get("english", "")}
 
 
 def completion(chat: ChatRequest, cid: str, created: int, payload: dict) -> dict:

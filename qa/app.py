@@ -77,6 +77,7 @@ CSS = """
 .qa-answer a.cite, .qa-answer span.cite { font-weight: 700; text-decoration: none; color: #2563eb; margin: 0 1px; }
 .qa-answer span.cite.stale { color: var(--body-text-color-subdued); }
 .qa-answer .cite.unsupported { color: #dc2626; }
+.qa-answer .qa-english { margin-top: 0.6em; padding-top: 0.4em; border-top: 1px solid var(--border-color-primary); font-size: 0.92em; }
 .qa-abstain { border: 1px dashed #9ca3af; border-radius: 8px; padding: 6px 10px; color: #4b5563;
               background: #f3f4f6; font-style: italic; }
 .qa-abstain strong { font-style: normal; }
@@ -169,6 +170,9 @@ def answer_html(answer: Answer) -> str:
         head, rest = (m.group(1), m.group(2)) if m else ("Not found in the documents.", " " + answer.text)
         return f'<div class="qa-abstain" data-abstained="true"><strong>{esc(head)}</strong>{esc(rest)}</div>'
     body = link_markers(bold_spans(esc(answer.text)), len(answer.citations), set(answer.unsupported or ()))
+    if answer.english:  # an English question: what the Chinese quote holds, in English (qa/gloss.py)
+        lines = "<br>".join(link_markers(bold_spans(esc(line)), len(answer.citations)) for line in answer.english.splitlines())
+        body += f'<div class="qa-english" lang="en">{lines}</div>'
     return f'<div class="qa-answer">{body}</div>'
 
 
@@ -338,7 +342,7 @@ def answer_payload(answer: Answer) -> dict:
     """The final answer as JSON (the /ask endpoint, and the citations of the /v1 API): citation n is marker [n];
     `text == document text[start:end]`, and span_text == text[span_start - start:span_end - start] when set."""
     return {"text": answer.text, "done": True, "abstained": answer.abstained, "mode": answer.mode,
-            "notice": answer.notice, "query": answer.query,
+            "notice": answer.notice, "query": answer.query, "english": answer.english,
             "citations": [{"n": n, "doc": c.doc, "title": c.title, "start": c.start, "end": c.end, "text": c.text,
                            "score": round(float(c.score), 4), "page": c.page, "section": c.section,
                            "span_start": c.span_start, "span_end": c.span_end, "span_text": c.span_text}
@@ -636,6 +640,7 @@ def _warm_up(service: QAService) -> None:
     started = time.perf_counter()
     try:
         service.ask(EXAMPLES[1])
+        service.ask(EXAMPLES[0])  # an English one too: it loads the English rendering's dictionary (qa/gloss.py)
         log.info("warm-up question answered in %.1fs", time.perf_counter() - started)
     except Exception:  # never fatal
         log.exception("warm-up failed")

@@ -65,6 +65,8 @@ def run_chat(service, stdin: TextIO = sys.stdin, stdout: TextIO = sys.stdout, to
             print(json.dumps(answer.to_json_dict(), ensure_ascii=False), file=stdout, flush=True)
             continue
         print(answer.text, file=stdout)
+        if answer.english:
+            print(answer.english, file=stdout)
         for n, c in enumerate(answer.citations, 1):
             print(citation_line(n, c), file=stdout)
         print(f"({answer.mode}, {time.perf_counter() - started:.2f}s)", file=stdout, flush=True)

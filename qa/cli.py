@@ -72,6 +72,8 @@ def cmd_ask(args) -> int:
         print(json.dumps(answer.to_json_dict(), ensure_ascii=False, indent=2))
         return 0
     print(answer.text)
+    if answer.english:  # an English question: what the Chinese answer found, in English (qa/gloss.py)
+        print(answer.english)
     if answer.notice and answer.mode != "extractive":
         print(f"note: {answer.notice}", file=sys.stderr)
     from .chat import citation_line

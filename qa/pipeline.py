@@ -300,7 +300,22 @@ class QAService:
                     answer = _withdrawn(answer, cut, measure)
             answer.hits = hits[:k]
         answer.question, answer.query, answer.reader = text, query, chosen.name
-        return annotate_answer(answer, index.texts)
+        answer = annotate_answer(answer, index.texts)
+        answer.english = self.english_for(answer, index)
+        return answer
+
+    def english_for(self, answer: Answer, index: IndexView | None = None) -> str:
+        """For an English question, the answer's English rendering (qa/gloss.py: lexicon, CC-CEDICT, pinyin,
+        number rules); "" for other questions and for abstentions."""
+        from .gloss import english_summary
+
+        index = index or self.index
+        titles = index.title if index is not None else None
+        try:
+            return english_summary(answer, answer.question, titles, self.aliases) or ""
+        except Exception:  # the English line is an addition: the answer is still given without it
+            log.exception("could not render the answer in English")
+            return ""
 
     def retrieve(self, query: str, top_k: int | None = None, documents: Collection[str] | None = None) -> list[Hit]:
         """The passages a question is answered from, without reading them (the HTTP API's /v1/retrieval).
@@ -404,7 +419,10 @@ class QAService:
 
                 texts = self.index.texts
                 for partial, final in llm_answer_stream(answer, self.settings, titles=self.index.title):
-                    yield partial, (annotate_answer(final, texts) if final is not None else None)
+                    if final is not None:  # its citations are the LLM's: the English is made again for them
+                        final = annotate_answer(final, texts)
+                        final.english = self.english_for(final)
+                    yield partial, final
                 return
         for end in range(8, len(answer.text), 8):
             yield answer.text[:end], None

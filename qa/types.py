@@ -111,6 +111,9 @@ class Answer:
     confidence: float = 0.0  # the reader's best score (heuristic reader: the best sentence score)
     reader: str = ""  # name of the reader that read the hits: "heuristic" | "neural"
     verification: dict[str, float] = field(default_factory=dict)  # the answer verifier's inputs (qa/verifier.py)
+    # For an English question: what the Chinese answer found, in English (qa/gloss.py: the bold span word by word,
+    # the names, numbers and dates of each quote, where it is); "" otherwise
+    english: str = ""
 
     def to_json_dict(self) -> dict:
         """The documented `qa ask --json` shape."""
@@ -121,6 +124,7 @@ class Answer:
             "notice": self.notice,
             "confidence": round(float(self.confidence), 4),
             "reader": self.reader,
+            "english": self.english,
             "citations": [
                 {"doc": c.doc, "start": c.start, "end": c.end, "text": c.text, "score": round(float(c.score), 4),
                  "span_start": c.span_start, "span_end": c.span_end, "span_text": c.span_text,
