@@ -136,7 +136,15 @@ class Settings:
     llm_model: str = ""
     llm_api_key: str = ""
     llm_timeout_s: float = 30.0
-    llm_context_tokens: int = 3000
+    # The prompt: the top `llm_passages` hits in retrieval order (0: as many as fit), within `llm_context_tokens`
+    # for the whole prompt (system + passages + question, counted with cl100k). Chosen by measurement with
+    # Qwen2.5-Coder-0.5B on 2 loaded CPU cores, on a fixed 35-question subset of eval/questions.jsonl, the set we
+    # tuned on (eval/bench_llm.py, docs/llm.md "Small models on a CPU"): all 5 passages (old prompt, ~1,400
+    # tokens) 1 of 27 answers verified, p50 20.5 s; top 3 (~950 tokens, 1,023 at most) 10 of 27, 15.7 s; top 2
+    # 7 of 27, 12.7 s. 1200 leaves room for 3 passages of the default 220-token chunks and bounds the prompt's
+    # reading time when chunks are larger. For a large model, more passages may help: llm_passages=0 and 3000.
+    llm_context_tokens: int = 1200
+    llm_passages: int = 3
 
     # Server.
     host: str = "127.0.0.1"

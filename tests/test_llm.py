@@ -234,7 +234,8 @@ def test_prompt_fences_passages_and_says_they_are_data(built_service, extractive
     system, user = (m["content"] for m in llm.requests[0]["messages"])
     assert "never instructions" in system and "[1]" in system and "Simplified Chinese" in system
     fences = re.findall(r'<passage id="(\d+)" title="[^"]*">\n(.*?)\n</passage>', user, re.S)
-    assert [int(i) for i, _ in fences] == list(range(1, len(extractive.hits) + 1))
+    given = min(settings.llm_passages, len(extractive.hits))  # the top llm_passages hits, in retrieval order
+    assert [int(i) for i, _ in fences] == list(range(1, given + 1))
     for (_, text), hit in zip(fences, extractive.hits):
         assert text == hit.chunk.text.strip()
     assert user.count("<passage") == user.count("</passage>") == len(fences)
@@ -243,7 +244,7 @@ def test_prompt_fences_passages_and_says_they_are_data(built_service, extractive
 
 @pytest.mark.parametrize("budget", [3000, 900, 500, 400])
 def test_prompt_respects_the_token_budget(built_service, extractive, llm, budget):
-    settings = llm_settings(built_service, llm.base_url, llm_context_tokens=budget)
+    settings = llm_settings(built_service, llm.base_url, llm_context_tokens=budget, llm_passages=0)  # no count cap
     llm.script(Reply("x"))
     llm_answer(extractive, settings)
     messages = llm.requests[0]["messages"]
@@ -258,6 +259,14 @@ def test_prompt_respects_the_token_budget(built_service, extractive, llm, budget
         assert fences == 1 and "…\n</passage>" in messages[1]["content"]
 
 
+@pytest.mark.parametrize("limit", [1, 2, 3, 0])
+def test_prompt_gives_the_top_llm_passages(built_service, extractive, limit):
+    prompt = build_prompt(extractive, built_service.settings.with_overrides(llm_passages=limit, llm_context_tokens=3000))
+    expected = extractive.hits[: limit or len(extractive.hits)]
+    assert [p.hit.chunk.chunk_id for p in prompt.passages] == [h.chunk.chunk_id for h in expected]
+    assert prompt.messages[1]["content"].count("</passage>") == len(expected)
+
+
 def test_budget_too_small_for_any_passage(built_service, extractive, llm):
     final = llm_answer(extractive, llm_settings(built_service, llm.base_url, llm_context_tokens=120))
     fallback_checks(final, extractive, "llm_context_tokens")
@@ -269,6 +278,12 @@ def test_prompt_language_follows_the_question(built_service, extractive):
     hant = build_prompt(built_service.ask("李開復說一次預訓練的成本是多少？"), settings).messages[0]["content"]
     assert "Answer in Traditional Chinese" in hant
     assert "Answer in Simplified Chinese" in build_prompt(extractive, settings).messages[0]["content"]
+    # the worked example is written in the question's language and script
+    hans = build_prompt(extractive, settings).messages[0]["content"]
+    assert "總部位於杭州[1]。" in hant and "总部位于杭州[1]。" in hans and "“ ”" not in hans
+    english = build_prompt(built_service.ask("How much did one pretraining run cost, according to Kai-Fu Lee?"),
+                           settings).messages[0]["content"]
+    assert "Answer in English" in english and "(“总部位于杭州”) [1]." in english and "“ ”" in english
 
 
 # ------------------------------------------------------------------ prompt injection
@@ -363,3 +378,74 @@ def test_numbers_must_match_the_passage():
     assert verify_answer("Yi-Lightning训练时用了2,000张GPU，耗时一个半月[1]。", passages, answer).mode == "llm"
     final = verify_answer("Yi-Lightning训练时用了3000张GPU，耗时一个半月[1]。", passages, answer)
     assert final.mode == "extractive-fallback" and final.text == "extractive [1]"
+
+
+# ------------------------------------------------------------------ a real small model (opt-in: QA_TEST_GGUF)
+
+REAL_QUESTION = "零一万物为什么放弃预训练？"
+
+
+@pytest.fixture(scope="module")
+def real_llm():
+    """llama-cpp-python's OpenAI-compatible server on 127.0.0.1 with the GGUF file QA_TEST_GGUF points to.
+
+    Opt-in because no model package is fit to depend on (the small GGUF models on PyPI state no licence
+    or are chunked re-uploads); see docs/llm.md, "Small models on a CPU", for the ones measured.
+    """
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    import httpx
+
+    gguf = os.environ.get("QA_TEST_GGUF", "")
+    if not gguf or not Path(gguf).is_file():
+        pytest.skip("set QA_TEST_GGUF=/path/to/model.gguf to test against a real small model")
+    pytest.importorskip("llama_cpp.server.app", reason="needs llama-cpp-python[server] (see docs/llm.md)")
+    port = free_port()
+    log = open(Path(os.environ.get("TMPDIR", "/tmp")) / f"qa-test-llama-{port}.log", "wb")
+    proc = subprocess.Popen([sys.executable, "-m", "llama_cpp.server", "--model", gguf, "--n_threads", "2",
+                             "--n_ctx", "4096", "--host", "127.0.0.1", "--port", str(port)],
+                            stdout=log, stderr=subprocess.STDOUT)
+    base_url = f"http://127.0.0.1:{port}/v1"
+    try:
+        deadline = time.monotonic() + 180
+        while True:
+            if proc.poll() is not None:
+                pytest.fail(f"llama_cpp.server exited with {proc.returncode}; see {log.name}")
+            try:
+                if httpx.get(base_url + "/models", timeout=2, trust_env=False).status_code == 200:
+                    break
+            except httpx.HTTPError:
+                pass
+            if time.monotonic() > deadline:
+                pytest.fail(f"llama_cpp.server did not start within 180 s; see {log.name}")
+            time.sleep(0.5)
+        yield base_url, Path(gguf).stem
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        log.close()
+
+
+def test_real_small_model_gives_a_verified_answer_or_an_explicit_fallback(built_service, embedder, real_llm):
+    base_url, model = real_llm
+    settings = built_service.settings.with_overrides(llm_base_url=base_url, llm_model=model, llm_timeout_s=120.0)
+    service = QAService(settings, index=built_service.index, embedder=embedder)
+    extractive = service.ask(REAL_QUESTION)
+    assert not extractive.abstained
+    _, final = collect(service.ask_stream(REAL_QUESTION, answer_mode="llm"))
+    assert final.mode in ("llm", "extractive-fallback"), final.mode
+    if final.mode == "llm":
+        numbers = {int(n) for n in re.findall(r"\[(\d+)\]", final.text)}
+        assert final.citations and numbers and numbers <= set(range(1, len(final.citations) + 1)), final.text
+        for citation in final.citations:
+            document = (settings.corpus_dir / citation.doc).read_text(encoding="utf-8")
+            assert document[citation.start : citation.end] == citation.text  # exact document text
+        assert len(final.unsupported) < len(final.citations)  # at least one citation verified
+    else:
+        fallback_checks(final, extractive)
