@@ -1,5 +1,7 @@
 """Shared fixtures. The embedder is loaded once per test session (loading costs seconds)."""
 
+import contextlib
+
 import pytest
 
 
@@ -53,8 +55,9 @@ def clone_service(service, tmp_dir, **overrides):
     return clone
 
 
+@contextlib.contextmanager
 def serve(service):
-    """Start the Gradio app for `service` on a free localhost port; returns (url, demo)."""
+    """The Gradio app for `service` on a free localhost port, for the `with` block: yields its url, then stops it."""
     import socket
 
     from qa.app import build_app
@@ -64,7 +67,10 @@ def serve(service):
         port = s.getsockname()[1]
     demo = build_app(service)
     demo.launch(prevent_thread_lock=True, server_name="127.0.0.1", server_port=port, quiet=True)
-    return f"http://127.0.0.1:{port}", demo
+    try:
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        demo.close()
 
 
 def milvus_missing() -> str | None:

@@ -30,11 +30,8 @@ HIT_FIELDS = {"doc", "title", "text", "start", "end", "page", "section", "score"
 
 @pytest.fixture(scope="module")
 def url(built_service):
-    base, demo = serve(built_service)
-    try:
+    with serve(built_service) as base:
         yield base
-    finally:
-        demo.close()
 
 
 @pytest.fixture(scope="module")
@@ -164,14 +161,11 @@ def test_llm_mode_streams_the_verified_answer(built_service, embedder):
         hits = service.ask(question).hits
         n = next(i for i, h in enumerate(hits, 1) if fact in h.chunk.text)
         llm.script(Reply(f"李开复曾透露，一次预训练的成本约为三四百万美元[{n}]。"))
-        base, demo = serve(service)
-        try:
+        with serve(service) as base:
             client = openai.OpenAI(base_url=f"{base}/v1", api_key="x", max_retries=0, timeout=300)
             assert [m.id for m in client.models.list()] == [MODEL, LLM_MODEL]
             chunks = list(client.chat.completions.create(model=LLM_MODEL, stream=True,
                                                          messages=[{"role": "user", "content": question}]))
-        finally:
-            demo.close()
     text = "".join(c.choices[0].delta.content or "" for c in chunks)
     assert text == "李开复曾透露，一次预训练的成本约为三四百万美元[1]。"
     extra = chunks[-1].model_extra
@@ -231,11 +225,8 @@ def test_content_as_text_parts(url, plain):
 @pytest.fixture(scope="module")
 def keyed_url(built_service, tmp_path_factory):
     service = clone_service(built_service, tmp_path_factory.mktemp("keyed"), api_key=KEY)
-    base, demo = serve(service)
-    try:
+    with serve(service) as base:
         yield base
-    finally:
-        demo.close()
 
 
 def test_bad_key_is_401(keyed_url):

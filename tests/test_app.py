@@ -177,11 +177,8 @@ def test_upload_adds_good_files_and_rejects_bad_ones(tmp_path, embedder):
 
 @pytest.fixture(scope="module")
 def served(built_service):
-    url, demo = serve(built_service)
-    try:
+    with serve(built_service) as url:
         yield url
-    finally:
-        demo.close()
 
 
 def test_ten_simultaneous_questions_all_answered(served):

@@ -29,11 +29,8 @@ playwright_sync = pytest.importorskip("playwright.sync_api", reason="playwright 
 @pytest.fixture(scope="module")
 def app_url(tmp_path_factory, embedder):
     service = make_service(tmp_path_factory.mktemp("browser"), embedder)  # private corpus: uploads land there
-    url, demo = serve(service)
-    try:
+    with serve(service) as url:
         yield url
-    finally:
-        demo.close()
 
 
 @pytest.fixture(scope="module")
