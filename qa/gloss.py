@@ -450,7 +450,7 @@ def key_terms(text: str, lexicon=None) -> list[str]:
     reads as nonsense ("also be ChatGPT talk within"); these pieces are what an English reader can rely on."""
     terms: list[str] = []
     for token in gloss_tokens(text, lexicon):
-        english = token.english.strip()
+        english = token.english.strip().rstrip(",;:")  # Latin text keeps the source's ASCII comma: "Yi-Lightning,"
         if token.kind in KEY_KINDS and english and english != UNKNOWN and english not in terms:
             terms.append(english)
     return terms

@@ -8,7 +8,8 @@ import pytest
 
 from conftest import REPO
 from qa.aliases import AliasLexicon
-from qa.gloss import cedict_gloss, english_gloss, english_name, english_summary, gloss_tokens, is_person_name, name_pinyin
+from qa.gloss import (cedict_gloss, english_gloss, english_name, english_summary, gloss_tokens, is_person_name, key_terms,
+                      name_pinyin)
 from qa.gloss_numbers import english_date, english_number
 from qa.types import Answer, Citation
 
@@ -279,3 +280,10 @@ def test_qa_chat_prints_the_english_under_the_answer(built_service):
     answer = next(i for i, line in enumerate(lines) if "**姜大昕**" in line)
     assert lines[answer + 1].startswith("Answer: ") and "Jiang Daxin" in lines[answer + 1]
     assert lines[answer + 2].startswith("Found in [1]")
+
+
+def test_key_terms_are_said_once_without_the_source_punctuation(lexicon):
+    """Seen in the app: Latin names kept the passage's ASCII comma ("Yi-Lightning,,")."""
+    terms = key_terms("即便是成本更低的Yi-Lightning,在訓練時也用了2000張GPU,耗時一個半月,花費三百多萬美元。", lexicon)
+    assert "Yi-Lightning" in terms and "GPU" in terms and "over 3 million US dollars" in terms
+    assert not any(t.endswith((",", ";", ":")) for t in terms) and len(terms) == len(set(terms))
