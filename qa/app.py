@@ -476,7 +476,11 @@ class Handlers:
         """The settings' reader line: which reader answers, its threshold, the last answer's confidence."""
         cfg = self.settings
         line = f"Reader: <b>{esc(cfg.reader)}</b>"
-        if cfg.reader == "neural" and cfg.reader_rerank:
+        if cfg.reader == "neural" and cfg.reader_rerank and self.service.verifier is not None:
+            judged = "; ".join(m.describe() for m in self.service.verifier.models)
+            line += (f" (trained; reranks the passages and marks the span; the answer verifier abstains on {judged}; "
+                     f"on others the reader's probability below {cfg.reader_threshold_en:.2f})")
+        elif cfg.reader == "neural" and cfg.reader_rerank:
             line += f" (trained; reranks, abstains below probability {cfg.reader_threshold:.2f})"
         elif cfg.reader == "neural" and self.service.verifier is not None:
             judged = "; ".join(m.describe() for m in self.service.verifier.models)

@@ -35,7 +35,20 @@ from .loader import file_sha256
 
 log = logging.getLogger(__name__)
 
-STATE_LAYER = 9  # the shipped reader's lower_layers (qa/neural/weights): the states it caches per passage
+def shipped_state_layer(weights: Path = Path(__file__).resolve().parent / "neural" / "weights" / "reader.safetensors",
+                        fallback: int = 9) -> int:
+    """The shipped reader's lower_layers, read from its weights' header (cheap): the layer whose states the index
+    pass keeps per passage, so that a retrained reader with another split needs no edit here."""
+    try:
+        from safetensors import safe_open
+
+        with safe_open(str(weights), framework="pt") as f:
+            return int(json.loads(f.metadata()["config"])["lower_layers"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return fallback
+
+
+STATE_LAYER = shipped_state_layer()  # the states the shipped reader caches per passage (qa/neural/weights)
 _EXPORT_FORMAT = 4  # bump when the exported graph changes (3: eager attention, fused by the ORT optimizer)
 BACKENDS = ("auto", "torch", "onnx")
 DEVICES = ("auto", "cpu", "cuda")

@@ -294,6 +294,8 @@ class QAService:
                                                             corpus_text)
                     answer.confidence = verifier.probability(answer.verification)
                     cut, measure = verifier.threshold, "answer verifier: P(answered)"
+                elif reranking:  # outside its languages, a reranking reader has applied its own cut already
+                    cut, measure = float("-inf"), "reader probability"
                 else:  # outside its languages: the evidence score's cut
                     cut, measure = self.settings.abstain_threshold, "evidence score"
                 if answer.confidence < cut:

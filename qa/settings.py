@@ -74,7 +74,10 @@ class Settings:
 
     # Neural reader (qa/neural/): weights ship in the package; `qa train` rebuilds them.
     reader_weights: str = ""  # empty: the shipped qa/neural/weights/reader.safetensors
-    reader_threshold: float = 0.62  # abstain below this probability; calibrated on CMRC 2018 dev by `qa train` (MODEL_CARD.md)
+    reader_threshold: float = 0.70  # abstain below this probability; calibrated on CMRC 2018 dev by `qa train` (MODEL_CARD.md)
+    # rerank mode, English questions (no verifier covers them by default): abstain below this probability; calibrated
+    # on the translated CMRC 2018 dev questions by `qa train` (MODEL_CARD.md, cmrc-dev-en)
+    reader_threshold_en: float = 0.33
     reader_support_margin: float = 0.15  # supporting sentences: other passages within this probability of the best
     reader_rerank: bool = False  # True: the model's probability reorders candidates and decides abstention
     reader_verify: bool = False  # span mode: the model may veto the heuristic's answer (abstain below reader_threshold)

@@ -71,6 +71,8 @@ class Hit:
     sparse_rank: int | None = None
     reader_score: float | None = None  # set by a reranking reader (None: the reader does not rerank)
     span: tuple[int, int] | None = None  # absolute offsets in the chunk's document of the reader's answer span
+    span_score: float | None = None  # the reader's start + end logit for that span (set with `span`)
+    span_gap: float = 0.0  # how much higher the best span anywhere in the chunk scores (it may echo the question)
 
 
 @dataclass

@@ -64,12 +64,14 @@ def test_indexing_embedder_gives_the_same_vectors_and_fills_reader_states(torch_
     embedder = torch_embedder
 
     texts = [fold_script(TRADITIONAL), "短句。", fold_script("Kai-Fu Lee founded 01.AI in 2023 and it released the Yi models.")]
+    from qa.fast_embed import STATE_LAYER
+
     cache = StateCache()
-    stateful = StatefulEmbedder(embedder, cache, 9)
+    stateful = StatefulEmbedder(embedder, cache, STATE_LAYER)
     mine = stateful.encode_documents(texts)
     theirs = embedder.model.encode_document(texts, prompt="passage: ", normalize_embeddings=True, convert_to_numpy=True)
     assert np.min(np.sum(mine * theirs, axis=1)) > 0.9999
-    lower = LowerEncoder.from_embedder(embedder, 9)
+    lower = LowerEncoder.from_embedder(embedder, STATE_LAYER)
     for text in texts:
         ids, states = cache.get(text)
         enc = lower.encode([text], "passage")[0]
@@ -84,15 +86,17 @@ def _token_cos(a: np.ndarray, b: np.ndarray) -> np.ndarray:
 
 def test_int8_indexing_embedder_stays_close_to_sentence_transformers_and_the_reader_states(torch_embedder, onnx_embedder):
     """The ONNX int8 backend (opt-in, QA_EMBEDDING_PRECISION=int8): vectors within cosine 0.99 of sentence-transformers, and its
-    layer-9 states close to the float32 ones (per token cosine; int8 is not bit-exact, see eval/results/embed.md)."""
+    reader states (layer STATE_LAYER) close to the float32 ones (per token cosine; int8 is not bit-exact, see eval/results/embed.md)."""
     from qa.neural.states import StateCache, StatefulEmbedder
 
     texts = [fold_script(TRADITIONAL), "短句。", fold_script("Kai-Fu Lee founded 01.AI in 2023 and it released the Yi models.")]
     cache = StateCache()
-    mine = StatefulEmbedder(onnx_embedder, cache, 9).encode_documents(texts)
+    from qa.fast_embed import STATE_LAYER  # the ONNX graph's state output: the shipped reader's lower_layers
+
+    mine = StatefulEmbedder(onnx_embedder, cache, STATE_LAYER).encode_documents(texts)
     st = torch_embedder.model.encode_document(texts, prompt="passage: ", normalize_embeddings=True, convert_to_numpy=True)
     assert np.min(np.sum(mine * st, axis=1)) >= 0.99
-    lower = LowerEncoder.from_embedder(torch_embedder, 9)
+    lower = LowerEncoder.from_embedder(torch_embedder, STATE_LAYER)
     for text in texts:
         ids, states = cache.get(text)
         enc = lower.encode([text], "passage")[0]
@@ -196,7 +200,7 @@ def test_the_reader_keeps_its_f1_on_int8_passage_states(torch_embedder, onnx_emb
     lower = LowerEncoder.from_embedder(torch_embedder, model.config["lower_layers"])
     keys = list(rs.chunks)
     cache = StateCache(max_tokens=10**9)
-    StatefulEmbedder(onnx_embedder, cache, 9).encode_documents([fold_script(rs.chunks[k].text) for k in keys])
+    StatefulEmbedder(onnx_embedder, cache, int(model.config["lower_layers"])).encode_documents([fold_script(rs.chunks[k].text) for k in keys])
     encoded = {}
     for k in keys:
         ids, starts, ends = lower.tokenize(rs.chunks[k].text, "passage")

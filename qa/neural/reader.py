@@ -113,27 +113,48 @@ class NeuralReader:
         return out  # type: ignore[return-value]
 
     def rerank(self, question: str, hits: list[Hit]) -> list[Hit]:
+        """The same hits, reordered by the model's probability that each answers the question, each with its
+        best span that is not only the question's own words (settings.span_runners_up)."""
         if not hits:
             return hits
         q = self.lower.encode([question], "query")[0]
-        readings = read_passages(self.model, q, self._passages(hits))
+        readings = read_passages(self.model, q, self._passages(hits), runners_up=self.settings.span_runners_up)
+        entities = self.sentences.question_concepts(question)[1]
         for hit, r in zip(hits, readings):
             hit.reader_score = r.probability
-            hit.span = _trim(hit.chunk.text, r.start, r.end, hit.chunk.start)
+            candidates = [(_trim(hit.chunk.text, a, b, hit.chunk.start), score)
+                          for a, b, score in [(r.start, r.end, r.span_score)] + r.runners_up]
+            candidates = [(span, score) for span, score in candidates if span is not None]
+            chosen = next(((span, score) for span, score in candidates if not _echoes_question(
+                hit.chunk.text[span[0] - hit.chunk.start : span[1] - hit.chunk.start], question, entities)),
+                candidates[0] if candidates else (None, None))
+            hit.span, hit.span_score = chosen
+            hit.span_gap = max(0.0, r.free_score - chosen[1]) if chosen[1] is not None else 0.0
         return sorted(hits, key=lambda h: -(h.reader_score or 0.0))
+
+    def abstains_below(self, question: str) -> float:
+        """Rerank mode: the probability under which this reader abstains by itself. Where the answer verifier
+        judges the question (Chinese; English with settings.english_verifier) it decides instead (-inf here);
+        English questions otherwise keep the reader's own cut (settings.reader_threshold_en)."""
+        from ..loader import detect_script
+
+        english = detect_script(question) == "en"
+        if self.settings.answer_verifier and (not english or self.settings.english_verifier):
+            return float("-inf")
+        return self.settings.reader_threshold_en if english else self.settings.reader_threshold
 
     def read(self, question: str, hits: list[Hit], query_vector=None, titles: Callable[[str], str] | None = None) -> Answer:
         if not self.reranks:
             return self._read_spans(question, hits, query_vector, titles)
         if hits and hits[0].reader_score is None:
             hits = self.rerank(question, hits)
-        threshold = self.settings.reader_threshold
+        threshold = self.abstains_below(question)
         confidence = float(hits[0].reader_score or 0.0) if hits else 0.0
         if not hits or confidence < threshold:
-            return Answer(question=question, text=abstention_text(question, bool(hits)),
-                          abstained=True, hits=hits, confidence=confidence,
+            return Answer(question=question, text=abstention_text(question, bool(hits)), abstained=True, hits=hits, confidence=confidence,
                           notice=f"reader confidence {confidence:.2f} is below the threshold {threshold:.2f}")
-        chosen = [hits[0]] + [h for h in hits[1:] if (h.reader_score or 0.0) >= max(threshold, confidence - self.settings.reader_support_margin)]
+        floor = max(threshold, confidence - self.settings.reader_support_margin)
+        chosen = [hits[0]] + [h for h in hits[1:] if h.reader_score is not None and h.reader_score >= floor]
         citations: list[Citation] = []
         for hit in chosen:
             citation = _sentence_citation(hit, titles)
@@ -142,8 +163,10 @@ class NeuralReader:
             citations.append(citation)
             if len(citations) >= self.settings.answer_sentences:
                 break
+        verification = ({"span_score": hits[0].span_score, "span_gap": hits[0].span_gap}
+                        if hits[0].span_score is not None else {})
         return Answer(question=question, text=compose(citations), abstained=False, citations=citations, hits=hits,
-                      confidence=confidence)
+                      confidence=confidence, verification=verification)
 
 
     def _read_spans(self, question: str, hits: list[Hit], query_vector, titles) -> Answer:

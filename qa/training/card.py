@@ -18,6 +18,11 @@ SOURCES = [
 ]
 
 
+def _num(value) -> str:
+    """Three decimals, or a dash where the set has no such negatives (not a NaN in the table)."""
+    return "—" if value is None or value != value else f"{value:.3f}"
+
+
 NOTES_MARKER = "<!-- notes: kept when `qa train` rewrites this card -->"
 
 
@@ -57,7 +62,7 @@ def write_model_card(path: Path, report: dict, weights: Path) -> None:
                   if r.get("sentence_negatives") else "") + ".", "",
               "## Recipe", "", "| setting | value |", "| --- | --- |"]
     lines += [f"| {k} | {v} |" for k, v in r.items()]
-    lines += ["", "## Time (this machine: 2 CPU cores, no GPU)", "",
+    lines += ["", f"## Time (device: {report.get('device', 'cpu')}; this machine: 2 CPU cores, no GPU)", "",
               f"- caching lower-layer states: {report['caching_seconds']:.0f} s (reused from disk on a rerun)",
               f"- training: {report['training_seconds']:.0f} s for {report['steps']} steps of {r['batch_size']} "
               f"({report['train_items']:,} items)", f"- total including validation: {report['total_seconds']:.0f} s", "",
@@ -69,10 +74,9 @@ def write_model_card(path: Path, report: dict, weights: Path) -> None:
     for name, v in report["validation"].items():
         lines.append(f"| {name} | {v['questions']} | {v['closed_f1']:.1f} | {v['closed_em']:.1f} | {v['threshold']:.3f} | "
                      f"{v['decision_accuracy']:.3f} | {v['refusal_precision']:.3f} | {v['refusal_recall']:.3f} | "
-                     f"{v.get('removed_auc', float('nan')):.3f} | "
-                     + "".join(f"{v.get(f'{kind}_auc', float('nan')):.3f} | " for kind in NEGATIVE_KINDS)
-                     + f"{v.get('sentence_removed_auc', float('nan')):.3f} | "
-                     f"{v.get('sentence_removed_recall', float('nan')):.3f} |")
+                     f"{_num(v.get('removed_auc'))} | "
+                     + "".join(f"{_num(v.get(f'{kind}_auc'))} | " for kind in NEGATIVE_KINDS)
+                     + f"{_num(v.get('sentence_removed_auc'))} | {_num(v.get('sentence_removed_recall'))} |")
     lines += ["", "closed: the question's own paragraph (all its chunks) is given. Refusal: the same questions over chunks "
               "without the answer (rest of the paragraph + the next paragraph), also by kind: the same paragraph, the next paragraph "
               "of the same article, a paragraph of another article. Sentence removed: the same questions over "

@@ -283,6 +283,11 @@ def filled_bank(rs: ReadingSet, encoder: LowerEncoder, recipe: Recipe, settings,
     return bank
 
 
+def partial_weights_path(out: Path, step: int) -> Path:
+    """Where a stopped run leaves its weights so far: beside `out`, named by the step (never `out` itself)."""
+    return out.with_name(f"{out.stem}-step{step}{out.suffix}")
+
+
 def validate_all(model: ReaderModel, vals: list[ReadingSet], val_cuts: dict[str, ReadingSet],
                  banks: dict[str, StateBank]) -> dict:
     return {v.name: validate(model, v, StateBank.merged([banks[v.name], banks[val_cuts[v.name].name]]), val_cuts[v.name])
@@ -348,7 +353,10 @@ def train(recipe: Recipe, out: Path, cache_dir: Path | None = None, log_every: i
     curve, total = fit(model, items, bank, recipe, log_every, progress=sys.stderr.isatty(), checkpoint=checkpoint,
                        checkpoint_minutes=checkpoint_minutes, resume=resume, stop_after=stop_after)  # eval mode
     if total < (recipe.max_steps or total):
-        print(f"stopped after step {total}; continue with --resume", flush=True)
+        partial = partial_weights_path(out, total)
+        model.save(partial, {"partial": {"step": total, "of": recipe.max_steps, "recipe": asdict(recipe)}})
+        print(f"stopped after step {total}; weights so far in {partial} (validate with --validate); "
+              "continue with --resume", flush=True)
         return None
     training_s = curve[-1]["seconds"] if curve else 0.0
     model.save(out)  # before validation: a crash there must not lose the run
