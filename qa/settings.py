@@ -90,6 +90,13 @@ class Settings:
     # a plateau on the validation sets (CMRC 2018 dev, DRCD validation part); 0 lost open F1 (MODEL_CARD.md)
     span_sentence_choice: bool = True
     span_sentence_margin: float = 2.0
+    # span mode: the model may quote a sentence the heuristic did not cite: when its best span in the first cited
+    # passage (inside one sentence, not the question's own words) lies in another sentence and beats the best span of
+    # the cited sentence by span_free_margin logits, that sentence is quoted first ("Who founded MiniMax?": the
+    # founder's name is in the line after "MiniMax 成立"). span_free_runners_up: the spans tried for that.
+    span_free_choice: bool = True
+    span_free_margin: float = 2.0
+    span_free_runners_up: int = 20
     # The reader reads in float32, each passage alone: the same scores and spans whatever is read beside it, and the
     # same spans under other CPU kernel paths (scores within about 1e-4 logits; eval/reader_numerics.py, docs/reader.md).
     # int8 dynamic quantization is an opt-in fast path (about 1.3x here) that cannot promise this: its kernels differ

@@ -204,8 +204,49 @@ class NeuralReader:
             if span is not None:
                 first.span_start, first.span_end = span
                 hit.span, hit.reader_score = span, r.probability
+            if self.settings.span_free_choice:
+                inside_score = next((score for (a, b, score) in [(r.start, r.end, r.span_score)] + r.runners_up
+                                     if span is not None and _trim(hit.chunk.text, a, b, hit.chunk.start) == span), None)
+                found = self._free_sentence(question, q, hit, first, inside_score, entities, titles)
+                if found is not None:
+                    moved, moved_score = found
+                    answer.citations = [moved] + [c for c in answer.citations
+                                                  if not (c.doc == moved.doc and c.start < moved.end and moved.start < c.end)]
+                    answer.verification = {"span_score": moved_score, "span_gap": 0.0}
+                    hit.span = (moved.span_start, moved.span_end)
+                    answer.citations = answer.citations[: max(1, self.settings.answer_sentences)]
         answer.text = compose(answer.citations)
         return answer
+
+    def _free_sentence(self, question: str, q: EncodedText, hit: Hit, first: Citation, inside_score: float | None,
+                       entities, titles) -> tuple[Citation, float] | None:
+        """The sentence of `hit` the model would quote instead of the cited `first`: the one holding its best span
+        in the whole passage that lies inside one sentence and is not only the question's words, when that span
+        beats the best span inside `first` (`inside_score`) by settings.span_free_margin logits, with that span's
+        score; else None."""
+        sentences = hit.chunk.sentences or []
+        if not sentences:
+            return None
+        r = read_passages(self.model, q, self._passages([hit]), runners_up=self.settings.span_free_runners_up)[0]
+        for a, b, score in [(r.start, r.end, r.span_score)] + r.runners_up:
+            span = _trim(hit.chunk.text, a, b, hit.chunk.start)
+            if span is None:
+                continue
+            holder = next((x for x in sentences if x.start <= span[0] and span[1] <= x.end), None)
+            text = hit.chunk.text[span[0] - hit.chunk.start : span[1] - hit.chunk.start]
+            if holder is None or _echoes_question(text, question, entities):
+                continue
+            if first.start <= span[0] and span[1] <= first.end:
+                return None  # the model's best usable span is in the cited sentence already
+            if inside_score is not None and score < inside_score + self.settings.span_free_margin:
+                return None
+            start, end = max(holder.start, hit.chunk.start), min(holder.end, hit.chunk.end)
+            moved = Citation(doc=hit.chunk.doc_id, start=start, end=end,
+                             text=hit.chunk.text[start - hit.chunk.start : end - hit.chunk.start], score=first.score,
+                             title=titles(hit.chunk.doc_id) if titles else "", chunk_id=hit.chunk.chunk_id,
+                             span_start=span[0], span_end=span[1])
+            return moved, score
+        return None
 
     def _by_span_score(self, q: EncodedText, citations: list[Citation], hits: list[Hit]) -> list[Citation]:
         """The cited sentences reordered so that the one where the model's best span scores highest comes first;
