@@ -259,7 +259,7 @@ def test_chat_keeps_the_model_and_the_conversation(built_service):
     from qa.chat import run_chat
 
     out = io.StringIO()
-    run_chat(built_service, io.StringIO("why did 01.AI give up pretraining?\nand Baichuan?\n/new\n/json\n零一万物为什么放弃预训练？\n/quit\n"), out)
+    run_chat(built_service, io.StringIO("why did 01.AI give up pretraining?\nand Baichuan?\n/new\n/json\n阶跃星辰的创始人是谁？\n/quit\n"), out)
     lines = out.getvalue().splitlines()
     assert lines[0].startswith("qa chat: 2 documents")
     assert sum(line.startswith("  [1]") for line in lines) == 2  # two answers with citations
