@@ -113,14 +113,13 @@ def main(argv: list[str] | None = None) -> int:
              f"{args.passages} corpus passages (passage states cached, as at index time), and one training step of 16 items.",
              "Quality: `qa train --validate` on the held-out validation questions (never trained on; each run's threshold "
              "is calibrated there)." + (f" Runs: {args.note}" if args.note else ""), "",
-             "| joint from layer | joint layers | read ms / question | train s / step | "
-             + " | ".join(f"{s} closed F1 | {s} other-article AUC" for s in sets) + " |",
-             "|---:|---:|---:|---:|" + "---:|---:|" * len(sets)]
+             "| " + " | ".join(["joint from layer", "joint layers", "read ms / question", "train s / step"]
+                               + [f"{s} {k}" for s in sets for k in ("closed F1", "other-article AUC")]) + " |",
+             "|" + "---:|" * (4 + 2 * len(sets))]
     for r in rows:
-        cells = [f"{r['validation'].get(s, {}).get('closed_f1', '—')} | {r['validation'].get(s, {}).get('other_article_auc', '—')}"
-                 for s in sets]
-        lines.append(f"| {r['lower_layers'] + 1} | {r['joint_layers']} | {r['read_ms']} | {r['train_step_s']} | "
-                     + " | ".join(cells) + " |")
+        cells = [str(r["validation"].get(s, {}).get(k, "—")) for s in sets for k in ("closed_f1", "other_article_auc")]
+        lines.append("| " + " | ".join([str(r["lower_layers"] + 1), str(r["joint_layers"]), str(r["read_ms"]),
+                                        str(r["train_step_s"])] + cells) + " |")
     (args.out / "split.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
     return 0
 
