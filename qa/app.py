@@ -476,14 +476,14 @@ class Handlers:
         """The settings' reader line: which reader answers, its threshold, the last answer's confidence."""
         cfg = self.settings
         line = f"Reader: <b>{esc(cfg.reader)}</b>"
-        if cfg.reader == "neural" and cfg.reader_rerank and self.service.verifier is not None:
-            judged = "; ".join(m.describe() for m in self.service.verifier.models)
+        verifier = self.service.verifier if cfg.reader == "neural" else None
+        judged = "; ".join(m.describe() for m in verifier.models) if verifier is not None else ""
+        if cfg.reader == "neural" and cfg.reader_rerank and verifier is not None:
             line += (f" (trained; reranks the passages and marks the span; the answer verifier abstains on {judged}; "
                      f"on others the reader's probability below {cfg.reader_threshold_en:.2f})")
         elif cfg.reader == "neural" and cfg.reader_rerank:
             line += f" (trained; reranks, abstains below probability {cfg.reader_threshold:.2f})"
-        elif cfg.reader == "neural" and self.service.verifier is not None:
-            judged = "; ".join(m.describe() for m in self.service.verifier.models)
+        elif cfg.reader == "neural" and verifier is not None:
             line += (f" (trained span in bold; the answer verifier abstains on {judged}; "
                      f"on others the evidence score below {cfg.abstain_threshold:.2f})")
         elif cfg.reader == "neural":

@@ -39,11 +39,10 @@ def shipped_state_layer(weights: Path = Path(__file__).resolve().parent / "neura
                         fallback: int = 9) -> int:
     """The shipped reader's lower_layers, read from its weights' header (cheap): the layer whose states the index
     pass keeps per passage, so that a retrained reader with another split needs no edit here."""
-    try:
-        from safetensors import safe_open
+    from .neural.model import ReaderModel
 
-        with safe_open(str(weights), framework="pt") as f:
-            return int(json.loads(f.metadata()["config"])["lower_layers"])
+    try:
+        return int(ReaderModel.read_config(weights)["lower_layers"])
     except (OSError, ValueError, KeyError, TypeError):
         return fallback
 

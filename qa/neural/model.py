@@ -70,13 +70,19 @@ class ReaderModel(nn.Module):
         save_file(tensors, str(tmp), metadata=meta)
         tmp.replace(path)
 
-    @classmethod
-    def load(cls, path: Path) -> "ReaderModel":
+    @staticmethod
+    def read_config(path: Path) -> dict:
+        """The recipe-level config stored in a weights file's header, without loading its tensors."""
         from safetensors import safe_open
-        from safetensors.torch import load_file
 
         with safe_open(str(path), framework="pt") as f:
-            config = json.loads(f.metadata()["config"])
+            return json.loads(f.metadata()["config"])
+
+    @classmethod
+    def load(cls, path: Path) -> "ReaderModel":
+        from safetensors.torch import load_file
+
+        config = cls.read_config(path)
         if config.get("format") != FORMAT:
             raise RuntimeError(f"{path}: reader weights of format {config.get('format')}, this code reads {FORMAT}")
         model = cls(config)

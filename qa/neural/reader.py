@@ -122,12 +122,10 @@ class NeuralReader:
         entities = self.sentences.question_concepts(question)[1]
         for hit, r in zip(hits, readings):
             hit.reader_score = r.probability
-            candidates = [(_trim(hit.chunk.text, a, b, hit.chunk.start), score)
-                          for a, b, score in [(r.start, r.end, r.span_score)] + r.runners_up]
-            candidates = [(span, score) for span, score in candidates if span is not None]
-            chosen = next(((span, score) for span, score in candidates if not _echoes_question(
-                hit.chunk.text[span[0] - hit.chunk.start : span[1] - hit.chunk.start], question, entities)),
-                candidates[0] if candidates else (None, None))
+            candidates = [(span, score) for span, score in _span_candidates(hit, r) if span is not None]
+            chosen = next(((span, score) for span, score in candidates
+                           if not _echoes_question(_span_text(hit, span), question, entities)),
+                          candidates[0] if candidates else (None, None))
             hit.span, hit.span_score = chosen
             hit.span_gap = max(0.0, r.free_score - chosen[1]) if chosen[1] is not None else 0.0
         return sorted(hits, key=lambda h: -(h.reader_score or 0.0))
@@ -192,21 +190,20 @@ class NeuralReader:
             window = (first.start - hit.chunk.start, first.end - hit.chunk.start)
             r = read_passages(self.model, q, self._passages([hit]), windows=[window],
                               runners_up=self.settings.span_runners_up)[0]
-            candidates = [_trim(hit.chunk.text, a, b, hit.chunk.start) for a, b, _ in [(r.start, r.end, r.span_score)] + r.runners_up]
-            inside = [x for x in candidates if x is not None and first.start <= x[0] < x[1] <= first.end]
+            candidates = _span_candidates(hit, r)
+            inside = [(x, score) for x, score in candidates if x is not None and first.start <= x[0] < x[1] <= first.end]
             if inside and inside[0] == candidates[0]:  # the best span lies in the cited sentence
                 # signals for the answer verifier (qa/verifier.py): how sure the span head is inside the cited
                 # sentence, and how much better a span elsewhere in the passage scores
                 answer.verification = {"span_score": r.span_score, "span_gap": max(0.0, r.free_score - r.span_score)}
             entities = self.sentences.question_concepts(question)[1]
-            span = next((x for x in inside if not _echoes_question(hit.chunk.text[x[0] - hit.chunk.start : x[1] - hit.chunk.start],
-                                                                   question, entities)), inside[0] if inside else None)
+            span, inside_score = next(((x, score) for x, score in inside
+                                       if not _echoes_question(_span_text(hit, x), question, entities)),
+                                      inside[0] if inside else (None, None))
             if span is not None:
                 first.span_start, first.span_end = span
                 hit.span, hit.reader_score = span, r.probability
             if self.settings.span_free_choice:
-                inside_score = next((score for (a, b, score) in [(r.start, r.end, r.span_score)] + r.runners_up
-                                     if span is not None and _trim(hit.chunk.text, a, b, hit.chunk.start) == span), None)
                 found = self._free_sentence(question, q, hit, first, inside_score, entities, titles)
                 if found is not None:
                     moved, moved_score = found
@@ -228,13 +225,11 @@ class NeuralReader:
         if not sentences:
             return None
         r = read_passages(self.model, q, self._passages([hit]), runners_up=self.settings.span_free_runners_up)[0]
-        for a, b, score in [(r.start, r.end, r.span_score)] + r.runners_up:
-            span = _trim(hit.chunk.text, a, b, hit.chunk.start)
+        for span, score in _span_candidates(hit, r):
             if span is None:
                 continue
             holder = next((x for x in sentences if x.start <= span[0] and span[1] <= x.end), None)
-            text = hit.chunk.text[span[0] - hit.chunk.start : span[1] - hit.chunk.start]
-            if holder is None or _echoes_question(text, question, entities):
+            if holder is None or _echoes_question(_span_text(hit, span), question, entities):
                 continue
             if first.start <= span[0] and span[1] <= first.end:
                 return None  # the model's best usable span is in the cited sentence already
@@ -306,6 +301,17 @@ def _echoes_question(span: str, question: str, entities: list[set[str]]) -> bool
     is the CEO of StepFun?" through its alias group) names what is asked about, not the answer."""
     text = _compact(span)
     return not text or text in _compact(question) or any(text in _compact(name) for group in entities for name in group)
+
+
+def _span_candidates(hit: Hit, reading) -> list[tuple[tuple[int, int] | None, float]]:
+    """A reading's best span and its runners-up, best first, as trimmed absolute offsets (None where trimming leaves
+    nothing) with their scores: what span mode, rerank mode and the free sentence choice pick from."""
+    return [(_trim(hit.chunk.text, a, b, hit.chunk.start), score)
+            for a, b, score in [(reading.start, reading.end, reading.span_score)] + reading.runners_up]
+
+
+def _span_text(hit: Hit, span: tuple[int, int]) -> str:
+    return hit.chunk.text[span[0] - hit.chunk.start : span[1] - hit.chunk.start]
 
 
 def _trim(text: str, start: int, end: int, offset: int) -> tuple[int, int] | None:
