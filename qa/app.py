@@ -566,7 +566,7 @@ def build_app(service: QAService) -> gr.Blocks:
                                      feedback_options=None, buttons=["copy"],
                                      placeholder="Ask a question about the documents.")
                 with gr.Row():
-                    question = gr.Textbox(show_label=False, placeholder="Ask a question… 例如：零一万物为什么放弃预训练？",
+                    question = gr.Textbox(show_label=False, placeholder="Ask a question… 例如：李开复说一次预训练的成本是多少？",
                                           scale=5, max_lines=4, elem_id="question", autofocus=True)
                     ask_btn = gr.Button("Ask", variant="primary", scale=1, min_width=80, elem_id="ask-button")
                 meta = gr.HTML("", elem_id="answer-meta")
