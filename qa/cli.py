@@ -226,6 +226,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("train_args", nargs=argparse.REMAINDER, help="options of `python -m qa.training.train` (--help)")
     p.set_defaults(func=cmd_train)
 
+    p = sub.add_parser("train-retriever", help="rebuild the English query encoder (qa/crosslingual.py) from "
+                       "../shared/traindata and CC-CEDICT (CPU, ~1 h)", add_help=False)
+    p.add_argument("train_args", nargs=argparse.REMAINDER, help="options of `python -m qa.training.crosslingual` (--help)")
+    p.set_defaults(func=cmd_train)
+
     p = sub.add_parser("train-verifier", help="refit the answer verifier (qa/verifier.py) on CMRC/DRCD training data, "
                        "calibrated on CMRC 2018 dev (CPU, ~15 min)", add_help=False)
     p.add_argument("train_args", nargs=argparse.REMAINDER, help="options of `python -m qa.training.verifier` (--help)")
@@ -244,6 +249,10 @@ def main(argv: list[str] | None = None) -> int:
         from .training.train import main as train_main
 
         return train_main(argv[1:])
+    if argv[:1] == ["train-retriever"]:  # options of qa.training.crosslingual (the English query encoder)
+        from .training.crosslingual import main as retriever_main
+
+        return retriever_main(argv[1:])
     if argv[:1] == ["train-verifier"]:  # options of qa.training.verifier
         from .training.verifier import main as verifier_main
 

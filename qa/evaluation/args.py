@@ -17,7 +17,8 @@ def add_eval_arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--questions", default=None, help="question set in JSONL (default: eval/questions.jsonl)")
     p.add_argument("--squad", default=None, help="SQuAD-format file: index its paragraphs and evaluate on its questions")
     p.add_argument("--questions-from", default=None,
-                   help="with --squad: take the questions from this SQuAD file instead (paired by question id; cross-lingual)")
+                   help="with --squad: take the questions from this SQuAD file instead (paired by question id; cross-lingual), "
+                        "or from a JSONL file of hand translations (qa/training/translated/*.jsonl)")
     p.add_argument("--k", default="1,3,5,10", help="cut-offs for recall@k, comma-separated")
     p.add_argument("--limit", type=int, default=None,
                    help="evaluate only N questions: the first N, or a seeded sample with --sample-seed")

@@ -74,7 +74,7 @@ def _read_squad(path) -> list[dict]:
 def load_squad(path, questions_from=None, paragraphs: int | None = None, articles: set[str] | None = None) -> SquadSet:
     """Paragraphs -> Documents; questions -> EvalQuestions whose evidence and gold answers are the gold spans.
 
-    `questions_from`: another SQuAD file, or a mapping question id -> text (hand translations), whose wording
+    `questions_from`: another SQuAD file, a JSONL file of hand translations (qa/training/translated/), or a mapping question id -> text (hand translations), whose wording
     replaces each question's; questions without a partner are skipped.
     `articles`: only the paragraphs of these article ids are indexed (e.g. the DRCD validation part)."""
     from ..loader import detect_script
@@ -85,6 +85,16 @@ def load_squad(path, questions_from=None, paragraphs: int | None = None, article
     other: dict[str, str] | None = None
     if isinstance(questions_from, Mapping):
         other = dict(questions_from)
+    elif questions_from and str(questions_from).endswith(".jsonl"):  # hand translations: {"id", "question_en"} lines
+        other = {}
+        try:
+            for line in Path(questions_from).read_text(encoding="utf-8").splitlines():
+                if line.strip():
+                    row = json.loads(line)
+                    other[str(row["id"])] = str(row.get("question_en") or row["question"]).strip()
+        except (OSError, ValueError, KeyError, TypeError, AttributeError) as exc:
+            raise UsageError(f"{questions_from}: not a JSONL file of {{\"id\", \"question_en\"}} lines "
+                             f"({type(exc).__name__}: {exc})") from None
     elif questions_from:
         other = {}
         for article in _read_squad(questions_from):

