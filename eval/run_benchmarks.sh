@@ -9,6 +9,10 @@
 #   xquad-zh, xquad-en-zh, drcd-val, cmrc2018-dev .{md,json,png,records.jsonl}
 #                                      public SQuAD-format sets in three settings: closed (gold paragraph given),
 #                                      open (end to end), answer removed (abstaining is right)
+#   cmrc-dev-en-{base,dict,enc,both}  hand-translated CMRC 2018 dev questions (English) over their Chinese paragraphs:
+#                                      without / with the English routes (docs/english.md); validation of the
+#                                      English query encoder (its step was chosen on these questions)
+#   english-refusal-cmrc-dev           eval/english_refusal.py: refusal of those English questions, open vs removed
 #   benchmarks.{md,json,png}           all of the above in one table / plot
 #   pipeline.{md,json}                 speed per reader (eval/bench_pipeline.py)
 #
@@ -49,6 +53,16 @@ qa eval --squad "$DATA/drcd/DRCD_dev.json" --articles qa/training/drcd_validatio
 step "CMRC 2018 dev"
 qa eval --squad "$DATA/cmrc2018/cmrc2018_dev.squad.json" --paragraphs "$CMRC_PARAGRAPHS" "${sample[@]}" \
   --out "$OUT" --name cmrc2018-dev
+step "translated CMRC 2018 dev: English questions (hand-translated) over the first 120 paragraphs, before and after the English routes"
+run_en() {  # $1: QA_ENGLISH_QUERY_ENCODER ("" = the shipped one, none = off), $2: QA_ENGLISH_DICTIONARY, $3: name
+  QA_ENGLISH_QUERY_ENCODER=$1 QA_ENGLISH_DICTIONARY=$2 qa eval --squad "$DATA/cmrc2018/cmrc2018_dev.squad.json" \
+    --questions-from qa/training/translated/cmrc2018_dev.en.jsonl --paragraphs 120 --settings open --readers neural \
+    --baselines --out "$OUT" --name "cmrc-dev-en-$3"
+}
+run_en none 0 base; run_en none 1 dict; run_en "" 0 enc; run_en "" 1 both
+step "English refusal sweep (translated CMRC 2018 dev: validation; XQuAD en->zh refusal is in its removed setting)"
+"$PYTHON" eval/english_refusal.py --squad "$DATA/cmrc2018/cmrc2018_dev.squad.json" \
+  --questions-from qa/training/translated/cmrc2018_dev.en.jsonl --paragraphs 120 --out "$OUT" --name english-refusal-cmrc-dev
 step "combined table"
 qa eval --combine "$OUT"/seed.json "$OUT"/dev.json "$OUT"/xquad-zh.json "$OUT"/xquad-en-zh.json "$OUT"/drcd-val.json \
   "$OUT"/cmrc2018-dev.json --out "$OUT" --name benchmarks
