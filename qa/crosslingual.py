@@ -9,10 +9,7 @@ The weights ship in qa/neural/weights/query-en.safetensors (float16 layers; the 
 from __future__ import annotations
 
 import json
-import logging
 from pathlib import Path
-
-log = logging.getLogger(__name__)
 
 DEFAULT_QUERY_ENCODER = Path(__file__).resolve().parent / "neural" / "weights" / "query-en.safetensors"
 
@@ -24,30 +21,20 @@ def read_meta(path: Path) -> dict:
         return json.loads((f.metadata() or {}).get("qa_query_encoder", "{}"))
 
 
-def student_copy(bert):
-    """A copy of the BertModel without its 250k-row word table (rows are looked up in the shared one and fed in)."""
-    import copy
-
-    import torch
-
-    table = bert.embeddings.word_embeddings
-    return copy.deepcopy(bert, {id(table): torch.nn.Embedding(1, table.embedding_dim)})
-
-
 def english_query_runner(bert, tokenizer, path: Path):
     """A float32 TorchRunner over a copy of `bert` with the trained layers loaded; the word table stays shared."""
     import torch
     from safetensors.torch import load_file
 
-    from .fast_embed import TorchRunner
+    from .fast_embed import TorchRunner, copy_without_word_table
 
     weights = load_file(str(path))
-    student = student_copy(bert)
-    missing = [n for n in weights if n not in dict(student.named_parameters())]
+    student = copy_without_word_table(bert)
+    params = dict(student.named_parameters())
+    missing = [n for n in weights if n not in params]
     if missing:
         raise RuntimeError(f"{path}: not a query encoder for this model (unknown tensors such as {missing[0]})")
     with torch.no_grad():
-        params = dict(student.named_parameters())
         for name, tensor in weights.items():
             params[name].copy_(tensor.to(torch.float32))
     runner = TorchRunner(student.eval(), tokenizer)

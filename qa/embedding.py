@@ -219,7 +219,7 @@ class Embedder:
                 out = np.zeros((len(texts), self.dim), dtype=np.float32)
                 out[english] = self.english_query_runner.encode([self.query_prompt + texts[i] for i in english],
                                                                 self.max_tokens, self.batch_size)
-                rest = [i for i in range(len(texts)) if i not in set(english)]
+                rest = sorted(set(range(len(texts))) - set(english))
                 if rest:
                     out[rest] = self.encode_queries([texts[i] for i in rest], crosslingual=False)
                 return out

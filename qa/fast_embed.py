@@ -144,6 +144,15 @@ class _Runner:
         return (out, kept) if states else out
 
 
+def copy_without_word_table(bert):
+    """A copy of the BertModel whose 250k-row word table is a one-row placeholder: rows are looked up in the original's
+    table and fed in as inputs_embeds (the bfloat16/CUDA copy here, the English query encoder in qa/crosslingual.py)."""
+    import copy
+
+    table = bert.embeddings.word_embeddings
+    return copy.deepcopy(bert, {id(table): torch.nn.Embedding(1, table.embedding_dim)})
+
+
 class TorchRunner(_Runner):
     """The HF BertModel (CPU, float32: the very model the reader shares; CUDA or bfloat16: a copy).
 
@@ -156,12 +165,8 @@ class TorchRunner(_Runner):
         self.device, self.dtype = torch.device(device), dtype
         self.word_embeddings = None
         if self.device.type != "cpu" or dtype != torch.float32:
-            import copy
-
             table = bert.embeddings.word_embeddings
-            placeholder = torch.nn.Embedding(1, table.embedding_dim)  # deepcopy puts this in the table's place
-            copied = copy.deepcopy(bert, {id(table): placeholder})
-            bert = copied.to(device=self.device, dtype=dtype).eval()
+            bert = copy_without_word_table(bert).to(device=self.device, dtype=dtype).eval()
             self.word_embeddings = table
         self.bert = bert
         self.name = "torch" + ("" if self.device.type == "cpu" else f"-{self.device.type}") + (

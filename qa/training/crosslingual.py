@@ -29,11 +29,12 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
-from ..crosslingual import student_copy
+from ..fast_embed import copy_without_word_table
 from ..settings import load_settings
 from ..text import fold_script
 from .crosslingual_data import PairSet, chunked_paragraphs, training_pairs
 from .data import EVAL_DIR, TRANSLATED_DEV, load_translations, read_squad
+from .train import training_device
 
 DEFAULT_OUT = Path(__file__).resolve().parent.parent / "neural" / "weights" / "query-en.safetensors"
 CMRC_DEV = EVAL_DIR / "cmrc2018" / "cmrc2018_dev.squad.json"
@@ -67,10 +68,6 @@ class RetrieverRecipe:
     def shares(self) -> dict[str, float]:
         return {"translated": self.share_translated, "chinese": self.share_chinese, "squad": self.share_squad,
                 "cedict": self.share_cedict, "names": self.share_names}
-
-
-def training_device() -> torch.device:
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def trainable_names(student, from_layer: int) -> list[str]:
@@ -130,25 +127,16 @@ def validation_set(settings, teacher: Teacher) -> ValidationSet:
     """Translated CMRC 2018 dev questions (and their Chinese wording) over every CMRC dev chunk."""
     data = read_squad(CMRC_DEV)
     english = load_translations(TRANSLATED_DEV)
-    chunks, _ = chunked_paragraphs(data, settings)
-    from ..chunking import chunk_document, token_counter
-    from ..types import Document
-
-    count = token_counter(settings)
-    chunk_paragraph, en, zh, para_of = [], [], [], []
-    p_index = 0
-    for a, article in enumerate(data):
-        for p, para in enumerate(article["paragraphs"]):
-            n = len(chunk_document(Document(doc_id=f"{a}:{p}", text=para["context"]), settings, count))
-            chunk_paragraph.extend([p_index] * n)
-            for qa in para["qas"]:
-                if str(qa["id"]) in english:
-                    en.append(english[str(qa["id"])])
-                    zh.append(qa["question"])
-                    para_of.append(p_index)
-            p_index += 1
-    assert len(chunk_paragraph) == len(chunks)
-    return ValidationSet(en, zh, para_of, np.asarray(chunk_paragraph), teacher.vectors("cmrc-dev-chunks", chunks, "document"))
+    chunked = chunked_paragraphs(data, settings)
+    en, zh, para_of = [], [], []
+    for number, para in enumerate(p for article in data for p in article["paragraphs"]):
+        for qa in para["qas"]:
+            if str(qa["id"]) in english:
+                en.append(english[str(qa["id"])])
+                zh.append(qa["question"])
+                para_of.append(number)
+    return ValidationSet(en, zh, para_of, np.asarray(chunked.paragraph_of_chunk),
+                         teacher.vectors("cmrc-dev-chunks", chunked.chunks, "document"))
 
 
 def ranks(query_vectors: np.ndarray, val: ValidationSet) -> list[int]:
@@ -222,7 +210,7 @@ def train(recipe: RetrieverRecipe, out: Path, resume: bool = False, stop_after: 
                       "validation_questions": len(val.english), "prepared_s": round(time.time() - started, 1)}),
           flush=True)
 
-    student = student_copy(bert).to(device)
+    student = copy_without_word_table(bert).to(device)
     names = trainable_names(student, recipe.train_from_layer)
     for n, p in student.named_parameters():
         p.requires_grad_(n in names)

@@ -22,7 +22,7 @@ from ..chunking import chunk_document, token_counter
 from ..settings import Settings
 from ..text import fold_script
 from ..types import Document
-from .data import TRAIN_DIR, TRANSLATED_TRAIN, load_translations, read_squad
+from .data import TRAIN_DIR, TRANSLATED_TRAIN, answer_start, load_translations, read_squad
 
 CMRC_TRAIN = TRAIN_DIR / "cmrc2018" / "cmrc2018_train.squad.json"
 SQUAD_TRAIN = TRAIN_DIR / "squad1" / "squad1.1-train.explorer.json.gz"
@@ -42,34 +42,40 @@ class PairSet:
     chunks: list[str]  # chunk texts the question routes rank (their teacher vectors are fixed)
 
 
-def chunked_paragraphs(data: list[dict], settings: Settings) -> tuple[list[str], dict[str, int]]:
-    """Chunk texts of every paragraph, and for each question id the chunk holding its answer's first character."""
+@dataclass
+class ChunkedParagraphs:
+    chunks: list[str]  # chunk texts of every paragraph, in file order
+    paragraph_of_chunk: list[int]  # chunk -> paragraph number (file order)
+    answer_chunk: dict[str, int]  # question id -> the chunk holding its answer's first character
+
+
+def chunked_paragraphs(data: list[dict], settings: Settings) -> ChunkedParagraphs:
+    """Every paragraph chunked as the index chunks it, with where each question's answer lies."""
     count = token_counter(settings)
     chunks: list[str] = []
+    paragraph_of_chunk: list[int] = []
     answer_chunk: dict[str, int] = {}
-    for a, article in enumerate(data):
-        for p, para in enumerate(article["paragraphs"]):
-            pieces = chunk_document(Document(doc_id=f"{a}:{p}", text=para["context"]), settings, count)
-            first = len(chunks)
-            chunks.extend(c.text for c in pieces)
-            for qa in para["qas"]:
-                answers = [x for x in qa.get("answers", []) if x.get("text")]
-                if not answers:
-                    continue
-                start = answers[0].get("answer_start", -1)
-                if start is None or start < 0 or para["context"][start:start + len(answers[0]["text"])] != answers[0]["text"]:
-                    start = para["context"].find(answers[0]["text"])
-                if start < 0:
-                    continue
-                n = next((i for i, c in enumerate(pieces) if c.start <= start < c.end), len(pieces) - 1)
-                answer_chunk[str(qa["id"])] = first + n
-    return chunks, answer_chunk
+    paragraphs = [para for article in data for para in article["paragraphs"]]
+    for number, para in enumerate(paragraphs):
+        pieces = chunk_document(Document(doc_id=str(number), text=para["context"]), settings, count)
+        first = len(chunks)
+        paragraph_of_chunk.extend([number] * len(pieces))
+        chunks.extend(c.text for c in pieces)
+        for qa in para["qas"]:
+            answers = [x for x in qa.get("answers", []) if x.get("text")]
+            start = answer_start(para["context"], answers[0]) if answers else -1
+            if start < 0:
+                continue
+            n = next((i for i, c in enumerate(pieces) if c.start <= start < c.end), len(pieces) - 1)
+            answer_chunk[str(qa["id"])] = first + n
+    return ChunkedParagraphs(chunks, paragraph_of_chunk, answer_chunk)
 
 
 def question_pairs(settings: Settings) -> tuple[list[Pair], list[Pair], list[str]]:
     """The `translated` and `chinese` routes over CMRC 2018 train, and the chunks they rank."""
     data = read_squad(CMRC_TRAIN)
-    chunks, answer_chunk = chunked_paragraphs(data, settings)
+    chunked = chunked_paragraphs(data, settings)
+    chunks, answer_chunk = chunked.chunks, chunked.answer_chunk
     english = load_translations(TRANSLATED_TRAIN)
     translated, chinese = [], []
     for article in data:
