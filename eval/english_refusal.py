@@ -39,6 +39,17 @@ def reader_probability(neural, question: str, hits, passages: int) -> float:
     return float(max(r.probability for r in read_passages(neural.model, q, neural._passages(top))))
 
 
+def coverages(service, question: str, answer) -> dict:
+    """qa/coverage.py: the share of the question's English units that the cited sentences / top passages cover."""
+    from qa.coverage import coverage, question_units
+
+    units = question_units(question, service.aliases, service.current_index())
+    cited = " ".join(c.text for c in answer.citations)
+    top = " ".join(h.chunk.text for h in answer.hits[:3])
+    return {"units": len(units), "cited_coverage": coverage(units, cited), "cited_coverage_known": coverage(units, cited, True),
+            "top_coverage": coverage(units, top), "top_coverage_known": coverage(units, top, True)}
+
+
 def collect(service, data, questions, passages: int) -> list[dict]:
     neural = service.reader_for("neural")
     rows = []
@@ -48,7 +59,8 @@ def collect(service, data, questions, passages: int) -> list[dict]:
             answer = service.ask(question.question, reader="neural", exclude_doc=exclude)
             rows.append({"id": question.id, "setting": setting, "abstained": bool(answer.abstained),
                          "confidence": float(answer.confidence),
-                         "reader_probability": reader_probability(neural, question.question, answer.hits, passages)})
+                         "reader_probability": reader_probability(neural, question.question, answer.hits, passages),
+                         **coverages(service, question.question, answer)})
         if n % 20 == 0:
             print(f"{n}/{len(questions)} questions", file=sys.stderr, flush=True)
     return rows
@@ -72,6 +84,11 @@ def sweep(rows: list[dict]) -> dict:
     from qa.training.validate import auc  # probability of "answered": open questions positive, removed negative
 
     out["reader_auc"] = round(float(auc(list(po), list(pm))), 4)
+    out["signals"] = {}  # every recorded score alone: AUC and the best recall with at most 10 % refused wrongly
+    for key in ("confidence", "reader_probability", "cited_coverage", "top_coverage"):
+        so, sm = np.array([r[key] for r in o]), np.array([r[key] for r in m])
+        curve = [{"cut": float(c), **rates(so < c, sm < c)} for c in np.unique(np.concatenate([so, sm, [np.inf]]))]
+        out["signals"][key] = {"auc": round(float(auc(list(so), list(sm))), 4), "best": best_within(curve, 0.10)}
     return out
 
 
@@ -90,6 +107,12 @@ def markdown(name: str, meta: dict, result: dict) -> str:
     for a, b in zip(result["reader_cut"], result["pipeline_or_reader_cut"]):
         lines.append(f"| {a['cut']:.2f} | {a['refusal_recall']:.3f} | {a['false_refusals']:.3f} | "
                      f"{b['refusal_recall']:.3f} | {b['false_refusals']:.3f} |")
+    lines += ["", "Each signal alone (evidence score = the English cut's input; coverage = qa/coverage.py's share of the "
+              "question's English units that the cited sentences / top 3 passages render):", "",
+              "| signal | AUC | best recall, at most 10 % refused wrongly | cut |", "| --- | ---: | ---: | ---: |"]
+    for key, sig in result.get("signals", {}).items():
+        b = sig["best"] or {"refusal_recall": 0.0, "cut": float("nan")}
+        lines.append(f"| {key} | {sig['auc']:.3f} | {b['refusal_recall']:.3f} | {b['cut']:.3f} |")
     for key, label in (("reader_cut", "reader alone"), ("pipeline_or_reader_cut", "pipeline or reader")):
         best = best_within(result[key], 0.10)
         lines.append("")

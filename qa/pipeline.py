@@ -19,7 +19,7 @@ from typing import Iterator
 from .aliases import AliasLexicon
 from .checks import unanswerable_notice, wordless_notice
 from .conversation import rewrite_query
-from .loader import DocumentError, document_from_bytes, load_corpus, load_metadata
+from .loader import DocumentError, detect_script, document_from_bytes, load_corpus, load_metadata
 from .messages import abstention_text, not_found_message
 from .protocols import Embedder, Reader, ReaderUnavailableError
 from .ingest.corpus import extraction_cache, load_documents
@@ -278,7 +278,12 @@ class QAService:
                     if h.chunk.doc_id != exclude_doc][:wanted]
         asked = text if query == text else query
         corpus_text = index.normalized_text_without(exclude_doc)
-        notice = unanswerable_notice(asked, corpus_text)
+        english_terms = None
+        if self.settings.english_absent_terms and self.settings.english_dictionary and detect_script(asked) == "en":
+            from .coverage import absent_units
+
+            english_terms = lambda q, text: absent_units(q, text, self.aliases, index)  # noqa: E731
+        notice = unanswerable_notice(asked, corpus_text, english_terms)
         if notice is not None:
             answer = Answer(question=asked, text=abstention_text(asked, bool(hits)),
                             abstained=True, hits=hits[:k], notice=notice)

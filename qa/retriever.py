@@ -31,10 +31,14 @@ class HybridRetriever:
     def sparse_query(self, query: str) -> str:
         """The BM25 query: the question, its entities' aliases and, for an English question, its dictionary terms
         (qa/dictionary.py: CC-CEDICT read backwards, romanized names matched to the corpus's words)."""
-        expanded = self.aliases.expand(query)
-        if self.settings.english_dictionary and detect_script(query) == "en":
-            from .dictionary import expand
+        english = self.settings.english_dictionary and detect_script(query) == "en"
+        if english:  # "Who founded X?" also asks for X's founder (创始人)
+            from .dictionary import agent_nouns, expand, reverse_cedict
 
+            doers = agent_nouns(query, lambda w: bool(self.aliases.groups_in(w)) or w in reverse_cedict())
+            query = " ".join([query, *doers])
+        expanded = self.aliases.expand(query)
+        if english:
             known = [name for group in self.aliases.groups_in(query) for name in group]
             expanded = expand(expanded, self.index, known)
         return expanded

@@ -155,3 +155,9 @@ def tokenize(text: str) -> list[str]:
     """jieba search-mode tokens of the normalized text, without punctuation and stopwords."""
     folded = normalize(text)
     return [t for t in (w.strip() for w in jieba.cut_for_search(folded)) if t and _KEEP.search(t) and t not in STOPWORDS]
+
+
+def word_frequency(word: str) -> int:
+    """jieba's dictionary count of a word (0 when unknown): how common it is in general Chinese text."""
+    jieba.dt.check_initialized()
+    return int(jieba.dt.FREQ.get(word, 0))

@@ -1,6 +1,6 @@
 """The dictionary route of English retrieval (qa/dictionary.py): English words -> Chinese BM25 terms."""
 
-from qa.dictionary import cedict_terms, dictionary_terms, name_terms, pinyin_map
+from qa.dictionary import agent_nouns, cedict_terms, dictionary_terms, name_terms, pinyin_map, reverse_cedict
 
 
 def test_cc_cedict_read_backwards_gives_the_chinese_words_of_english_content_words():
@@ -46,4 +46,19 @@ def test_english_questions_search_their_dictionary_terms_with_bm25(built_service
     query = retriever.sparse_query("Who founded StepFun?")
     assert "阶跃星辰" in query  # the alias lexicon
     assert set(query.split()) & {"创建", "创立", "建立", "缔造"}  # the dictionary
+    assert "创始人" in query.split()  # a "who" question also asks for the doer: founder -> 创始人 (alias lexicon)
     assert retriever.sparse_query("阶跃星辰的创始人是谁？") == built_service.aliases.expand("阶跃星辰的创始人是谁？")
+
+
+def test_who_questions_also_look_up_the_doer_of_their_verb():
+    known = {"founder", "inventor", "creator", "director"}.__contains__
+    assert agent_nouns("Who founded StepFun?", known) == ["founder"]
+    assert agent_nouns("Who invented paper and who directed the film?", known) == ["inventor", "director"]
+    assert agent_nouns("Who created Kimi?", known) == ["creator"]
+    assert agent_nouns("When was StepFun founded?", known) == []  # not a "who" question: the date, not the doer
+    assert agent_nouns("Who painted it?", known) == []  # "painter" is not known here: nothing made up
+
+
+def test_commoner_headwords_come_first():
+    # "founder" has eight CC-CEDICT headwords; jieba's counts put the everyday 创始人 among the three kept
+    assert "创始人" in reverse_cedict()["founder"]
