@@ -35,7 +35,8 @@ def question_units(question: str, aliases: AliasLexicon | None = None, index=Non
         if not latin:
             continue
         chinese = tuple(dict.fromkeys(fold_script(n) for n in group if re.search(r"[\u4e00-\u9fff]", n)))
-        units.append(Unit(max(latin, key=len), chinese, entity=aliases.groups_in(max(latin, key=len), entities_only=True) != []))
+        named = max(latin, key=len)
+        units.append(Unit(named, chinese, entity=group in aliases.entities))
         for name in sorted(latin, key=len, reverse=True):
             rest = re.sub(rf"(?<![A-Za-z]){re.escape(name)}(?![A-Za-z])", " ", rest, flags=re.IGNORECASE)
     if index is not None:
