@@ -62,3 +62,12 @@ def test_who_questions_also_look_up_the_doer_of_their_verb():
 def test_commoner_headwords_come_first():
     # "founder" has eight CC-CEDICT headwords; jieba's counts put the everyday 创始人 among the three kept
     assert "创始人" in reverse_cedict()["founder"]
+
+
+def test_a_who_question_counts_a_sentence_naming_the_doer_as_covering_its_verb(built_service):
+    from qa.verifier import question_concepts
+
+    founded = next(c for c in question_concepts("Who founded MiniMax?", built_service.aliases).all if "founded" in c)
+    assert {"成立", "创始人"} <= founded  # "MiniMax創始人閆俊傑" covers it as well as "MiniMax 成立"
+    when = next(c for c in question_concepts("When was MiniMax founded?", built_service.aliases).all if "founded" in c)
+    assert "创始人" not in when  # a date question: the founding, not the founder
