@@ -24,19 +24,22 @@ def wordless_notice(question: str) -> str | None:
     return "the question has no words to look up (only emoji, symbols or punctuation)"
 
 
-def unanswerable_notice(question: str, corpus_text: str | None, english_terms=None) -> str | None:
-    """Why the question cannot be answered from a corpus (normalized text), or None to go on reading.
-
-    `english_terms`: for an English question, a callable giving the content words the corpus never renders
-    (qa/coverage.absent_units); None skips that check."""
+def unanswerable_notice(question: str, corpus_text: str | None) -> str | None:
+    """Why the question cannot be answered from a corpus (normalized text), or None to go on reading."""
     if corpus_text is None:
         return None
     absent = missing_numbers(question, corpus_text)
     if absent:  # "revenue in 2030?" cannot be answered by documents that never mention 2030
         return f"the documents never mention {', '.join(absent)}"
-    if english_terms is not None:
-        words = [u.english for u in english_terms(question, corpus_text)]
-        if words:  # "Where is Baichuan headquartered?": no rendering of "headquartered" (总部...) is in them
-            return (f"the documents never mention {', '.join(repr(w) for w in words)} "
-                    f"(no CC-CEDICT rendering of it occurs in them)")
     return None
+
+
+def english_absent_notice(question: str, corpus_text: str, aliases, index) -> str | None:
+    """The same for an English question whose every content word the corpus never renders (qa/coverage.absent_units):
+    "Where is Baichuan headquartered?" when no rendering of "headquartered" (总部...) is in it."""
+    from .coverage import absent_units
+
+    words = [u.english for u in absent_units(question, corpus_text, aliases, index)]
+    if not words:
+        return None
+    return f"the documents never mention {', '.join(repr(w) for w in words)} (no CC-CEDICT rendering of it occurs in them)"

@@ -13,7 +13,7 @@ import re
 from dataclasses import dataclass
 
 from .aliases import AliasLexicon
-from .dictionary import STOPWORDS, cedict_groups, index_pinyin_map, name_terms
+from .dictionary import STOPWORDS, cedict_groups, index_pinyin_map, name_terms, without_names, without_pieces
 from .text import fold_script, normalize
 
 
@@ -37,15 +37,13 @@ def question_units(question: str, aliases: AliasLexicon | None = None, index=Non
         chinese = tuple(dict.fromkeys(fold_script(n) for n in group if re.search(r"[\u4e00-\u9fff]", n)))
         named = max(latin, key=len)
         units.append(Unit(named, chinese, entity=group in aliases.entities))
-        for name in sorted(latin, key=len, reverse=True):
-            rest = re.sub(rf"(?<![A-Za-z]){re.escape(name)}(?![A-Za-z])", " ", rest, flags=re.IGNORECASE)
+        rest = without_names(rest, latin)
     if index is not None:
         pinyin = index_pinyin_map(index)
         terms, matched = name_terms(rest, pinyin)  # one unit for all matched names: they are rare and all entities
         if matched:
             units.append(Unit(" ".join(matched), tuple(terms), entity=True))
-            for piece in matched:
-                rest = re.sub(rf"\b{re.escape(piece)}\b", " ", rest)
+            rest = without_pieces(rest, matched)
     units.extend(Unit(english, tuple(dict.fromkeys(chinese))) for english, chinese in cedict_groups(rest, True)
                  if english not in STOPWORDS)
     return units

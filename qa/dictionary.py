@@ -118,6 +118,27 @@ def agent_nouns(question: str, known) -> list[str]:
     return list(dict.fromkeys(out))
 
 
+def doer_spellings(question: str, aliases) -> dict[str, set[str]]:
+    """The doer nouns of a "who" question (agent_nouns) with their normalized spellings: the alias lexicon's group
+    when it has one ("founder" -> 创始人), else every CC-CEDICT headword of the noun. One source for the BM25 query
+    (qa/retriever.py) and the sentence concepts (qa/verifier.py)."""
+    from .text import normalize
+
+    def spellings(noun: str) -> set[str]:
+        groups = aliases.groups_in(noun)
+        if groups:
+            return {normalize(n) for g in groups for n in g}
+        return {normalize(w) for w in all_renderings().get(noun, ())}
+
+    seen: dict[str, set[str]] = {}
+
+    def known(noun: str) -> bool:
+        seen[noun] = spellings(noun)
+        return bool(seen[noun])
+
+    return {noun: seen[noun] for noun in agent_nouns(question, known)}
+
+
 def cedict_terms(question: str) -> list[str]:
     """Chinese headwords for the question's content words and phrases (longest phrase first, left to right)."""
     return list(dict.fromkeys(t for _, group in cedict_groups(question) for t in group))
@@ -210,17 +231,27 @@ def name_terms(question: str, pinyin: dict[str, tuple[str, ...]]) -> tuple[list[
     return list(dict.fromkeys(terms)), matched
 
 
-def dictionary_terms(question: str, index=None, known_names: Iterable[str] = ()) -> list[str]:
-    """`known_names`: names the alias lexicon already resolved ("StepFun", "Step Fun"): left out, so that they are
-    not also read word by word ("fun" is not 乐子)."""
-    rest = question
-    for name in sorted(known_names, key=len, reverse=True):
+def without_names(text: str, names: Iterable[str]) -> str:
+    """The text with these Latin-script names blanked out (whole words, any case, longest first), so that a name is
+    not also read word by word ("StepFun": "fun" is not 乐子)."""
+    for name in sorted(names, key=len, reverse=True):
         if re.search(r"[A-Za-z]", name):
-            rest = re.sub(rf"(?<![A-Za-z]){re.escape(name)}(?![A-Za-z])", " ", rest, flags=re.IGNORECASE)
+            text = re.sub(rf"(?<![A-Za-z]){re.escape(name)}(?![A-Za-z])", " ", text, flags=re.IGNORECASE)
+    return text
+
+
+def without_pieces(text: str, pieces: Iterable[str]) -> str:
+    """The text with the romanized pieces `name_terms` matched blanked out ("Fan" was a name, not 扇子)."""
+    for piece in pieces:
+        text = re.sub(rf"\b{re.escape(piece)}\b", " ", text)
+    return text
+
+
+def dictionary_terms(question: str, index=None, known_names: Iterable[str] = ()) -> list[str]:
+    """`known_names`: names the alias lexicon already resolved ("StepFun", "Step Fun"): left out (without_names)."""
+    rest = without_names(question, known_names)
     names, matched = name_terms(rest, index_pinyin_map(index)) if index is not None else ([], [])
-    for piece in matched:
-        rest = re.sub(rf"\b{re.escape(piece)}\b", " ", rest)
-    return list(dict.fromkeys(names + cedict_terms(rest)))
+    return list(dict.fromkeys(names + cedict_terms(without_pieces(rest, matched))))
 
 
 def expand(question: str, index=None, known_names: Iterable[str] = ()) -> str:

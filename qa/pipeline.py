@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import Iterator
 
 from .aliases import AliasLexicon
-from .checks import unanswerable_notice, wordless_notice
+from .checks import english_absent_notice, unanswerable_notice, wordless_notice
 from .conversation import rewrite_query
 from .loader import DocumentError, detect_script, document_from_bytes, load_corpus, load_metadata
 from .messages import abstention_text, not_found_message
@@ -278,12 +278,10 @@ class QAService:
                     if h.chunk.doc_id != exclude_doc][:wanted]
         asked = text if query == text else query
         corpus_text = index.normalized_text_without(exclude_doc)
-        english_terms = None
-        if self.settings.english_absent_terms and self.settings.english_dictionary and detect_script(asked) == "en":
-            from .coverage import absent_units
-
-            english_terms = lambda q, text: absent_units(q, text, self.aliases, index)  # noqa: E731
-        notice = unanswerable_notice(asked, corpus_text, english_terms)
+        notice = unanswerable_notice(asked, corpus_text)
+        if (notice is None and corpus_text is not None and self.settings.english_absent_terms
+                and self.settings.english_dictionary and detect_script(asked) == "en"):
+            notice = english_absent_notice(asked, corpus_text, self.aliases, index)
         if notice is not None:
             answer = Answer(question=asked, text=abstention_text(asked, bool(hits)),
                             abstained=True, hits=hits[:k], notice=notice)

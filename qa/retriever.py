@@ -33,10 +33,9 @@ class HybridRetriever:
         (qa/dictionary.py: CC-CEDICT read backwards, romanized names matched to the corpus's words)."""
         english = self.settings.english_dictionary and detect_script(query) == "en"
         if english:  # "Who founded X?" also asks for X's founder (创始人)
-            from .dictionary import agent_nouns, expand, reverse_cedict
+            from .dictionary import doer_spellings, expand
 
-            doers = agent_nouns(query, lambda w: bool(self.aliases.groups_in(w)) or w in reverse_cedict())
-            query = " ".join([query, *doers])
+            query = " ".join([query, *doer_spellings(query, self.aliases)])
         expanded = self.aliases.expand(query)
         if english:
             known = [name for group in self.aliases.groups_in(query) for name in group]

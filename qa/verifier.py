@@ -89,24 +89,20 @@ def question_concepts(question: str, aliases) -> Concepts:
 
 def _with_doers(question: str, concepts: list[set[str]], aliases) -> list[set[str]]:
     """"Who founded MiniMax?": a sentence naming MiniMax's 创始人 answers it as well as one saying it was 成立, so
-    the verb's concept also takes the doer's spellings (qa/dictionary.agent_nouns; alias lexicon, else CC-CEDICT)."""
-    from .dictionary import agent_nouns, all_renderings
+    the verb's concept also takes the doer's spellings (qa/dictionary.doer_spellings)."""
+    from .dictionary import doer_spellings
 
-    def spellings(noun: str) -> set[str]:
-        group = aliases.groups_in(noun)
-        return {normalize(n) for g in group for n in g} if group else {normalize(w) for w in all_renderings().get(noun, ())}
-
-    doers = agent_nouns(question, lambda noun: bool(spellings(noun)))
+    doers = doer_spellings(question, aliases)
     if not doers:
         return concepts
     out = [set(c) for c in concepts]
-    for noun in doers:
+    for noun, spellings in doers.items():
         verb_stem = noun[:-2]  # founder -> found: the concept holding "found"/"founded"
         holder = next((c for c in out if any(a.startswith(verb_stem) and a.isascii() for a in c)), None)
         if holder is None:
-            out.append(spellings(noun))
+            out.append(set(spellings))
         else:
-            holder |= spellings(noun)
+            holder |= spellings
     return out
 
 
