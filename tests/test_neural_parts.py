@@ -1,6 +1,8 @@
 """The trained reader's parts: offsets through script folding and tokenization, layers equal to e5's,
 the one-pass indexing embedder, a smoke training run and the weight file round trip."""
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 import torch
@@ -390,6 +392,20 @@ def test_a_full_fine_tune_lowers_the_loss_and_a_resumed_run_repeats_the_uninterr
     assert [c["loss"] for c in rest] == [c["loss"] for c in curve]
     for a, b in zip(straight.state_dict().values(), resumed.state_dict().values()):
         assert torch.equal(a, b)
+
+    # --extend: the finished 10-step run goes on to 14 steps from its checkpoint; its first 10 steps stay as they were
+    longer = replace(recipe, max_steps=14)
+    with pytest.raises(RuntimeError, match="another run"):  # a longer recipe is another run unless extended
+        fit(ReaderModel.from_bert(bert, 0), items, bank, longer, log_every=1, progress=False, checkpoint=checkpoint,
+            resume=True)
+    extended = ReaderModel.from_bert(bert, 0)
+    more, done = fit(extended, items, bank, longer, log_every=1, progress=False, checkpoint=checkpoint, resume=True,
+                     extend=True)
+    assert done == 14 and [c["loss"] for c in more[:10]] == [c["loss"] for c in curve] and len(more) == 14
+    assert any(not torch.equal(a, b) for a, b in zip(straight.state_dict().values(), extended.state_dict().values()))
+    with pytest.raises(RuntimeError, match="larger --max-steps"):
+        fit(ReaderModel.from_bert(bert, 0), items, bank, longer, log_every=1, progress=False, checkpoint=checkpoint,
+            resume=True, extend=True)
 
 
 def test_validation_reports_the_answerability_auc_for_each_kind_of_negative(embedder, tmp_path):

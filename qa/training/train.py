@@ -194,13 +194,16 @@ def training_device() -> torch.device:
 
 def fit(model: ReaderModel, items: list[Item], bank: StateBank, recipe: Recipe, log_every: int = 25,
         progress: bool = True, checkpoint: Path | None = None, checkpoint_minutes: float = 5.0,
-        resume: bool = False, stop_after: int = 0) -> tuple[list[dict], int]:
+        resume: bool = False, stop_after: int = 0, extend: bool = False) -> tuple[list[dict], int]:
     """AdamW with warmup and linear decay; a higher rate for the new heads than for the copied layers.
 
     With `checkpoint`, the whole run (weights, optimizer, schedule, data order, random states, loss curve) is
     saved there every `checkpoint_minutes` and at the end, so that `resume` continues a stopped run exactly
     where it was: the resumed loss curve equals an uninterrupted one (same seed, same machine).
     `stop_after` > 0 stops (after a checkpoint) once that many steps are done: for tests and time budgets.
+    `extend` (with `resume`) continues a run that finished, or stopped, to the larger `recipe.max_steps`: the same
+    data order goes on (so a run that stopped inside its epoch reads the batches it has not read yet), and the rate
+    follows the longer run's schedule from the step reached (a warm restart: up from the old schedule's end).
 
     Returns the loss curve (mean loss per `log_every` steps) and the number of steps taken."""
     rng = random.Random(recipe.seed)
@@ -219,11 +222,17 @@ def fit(model: ReaderModel, items: list[Item], bank: StateBank, recipe: Recipe, 
     step, groups, spent = 0, [], 0.0
     if resume and checkpoint is not None and Path(checkpoint).exists():
         state = torch.load(checkpoint, map_location=device, weights_only=False)
-        if state["recipe"] != asdict(recipe) or state["items"] != len(items):
+        same = state["recipe"] == asdict(recipe) or (extend and {**state["recipe"], "max_steps": recipe.max_steps} == asdict(recipe))
+        if not same or state["items"] != len(items):
             raise RuntimeError(f"{checkpoint} belongs to another run (recipe or data differ); remove it or drop --resume")
+        if extend and state["step"] >= total:
+            raise RuntimeError(f"{checkpoint} is at step {state['step']}: --extend needs a larger --max-steps than that")
         model.load_state_dict(state["model"])
         opt.load_state_dict(state["optimizer"])
         sched.load_state_dict(state["schedule"])
+        if extend:  # the saved rates belong to the shorter schedule: take the longer one's at this step
+            for group, base, rule in zip(opt.param_groups, sched.base_lrs, sched.lr_lambdas):
+                group["lr"] = base * rule(sched.last_epoch)
         step, groups, curve, window, spent = state["step"], state["groups"], state["curve"], state["window"], state["seconds"]
         rng.setstate(state["rng"])
         torch.set_rng_state(state["torch_rng"])
@@ -311,8 +320,8 @@ def validate_weights(weights: Path, recipe: Recipe, cache_dir: Path | None = Non
 
 
 def train(recipe: Recipe, out: Path, cache_dir: Path | None = None, log_every: int = 25, resume: bool = False,
-          checkpoint_minutes: float = 5.0, stop_after: int = 0) -> dict | None:
-    """The whole run; None when it stopped early (`stop_after`) with its state in the checkpoint."""
+          checkpoint_minutes: float = 5.0, stop_after: int = 0, extend: bool = False) -> dict | None:
+    """The whole run; None when it stopped early (`stop_after`) with its state in the checkpoint. `extend`: see fit()."""
     started = time.time()
     torch.manual_seed(recipe.seed)
     random.seed(recipe.seed)
@@ -351,7 +360,8 @@ def train(recipe: Recipe, out: Path, cache_dir: Path | None = None, log_every: i
     checkpoint.parent.mkdir(parents=True, exist_ok=True)
     print(f"{len(items)} training items; checkpoint {checkpoint}", flush=True)
     curve, total = fit(model, items, bank, recipe, log_every, progress=sys.stderr.isatty(), checkpoint=checkpoint,
-                       checkpoint_minutes=checkpoint_minutes, resume=resume, stop_after=stop_after)  # eval mode
+                       checkpoint_minutes=checkpoint_minutes, resume=resume or extend, stop_after=stop_after,
+                       extend=extend)  # eval mode
     if total < (recipe.max_steps or total):
         partial = partial_weights_path(out, total)
         model.save(partial, {"partial": {"step": total, "of": recipe.max_steps, "recipe": asdict(recipe)}})
@@ -382,6 +392,8 @@ def main(argv: list[str] | None = None) -> int:
         ap.add_argument("--" + name.replace("_", "-"), type=kind, default=value)
     ap.add_argument("--cache-dir", type=Path, default=None)
     ap.add_argument("--resume", action="store_true", help="continue the stopped run from its checkpoint (same recipe and cache)")
+    ap.add_argument("--extend", action="store_true",
+                    help="continue the run in the checkpoint to a larger --max-steps (same recipe otherwise)")
     ap.add_argument("--checkpoint-minutes", type=float, default=5.0)
     ap.add_argument("--stop-after", type=int, default=0, help="stop after this many steps (a checkpoint is kept)")
     ap.add_argument("--validate", type=Path, default=None, metavar="WEIGHTS",
@@ -392,7 +404,7 @@ def main(argv: list[str] | None = None) -> int:
         print(json.dumps(validate_weights(args.validate, recipe, args.cache_dir), indent=1, ensure_ascii=False))
         return 0
     report = train(recipe, args.out, args.cache_dir, resume=args.resume, checkpoint_minutes=args.checkpoint_minutes,
-                   stop_after=args.stop_after)
+                   stop_after=args.stop_after, extend=args.extend)
     if report is None:
         return 0
     print(json.dumps({k: report[k] for k in ("steps", "total_seconds", "validation")}, indent=1, ensure_ascii=False))
