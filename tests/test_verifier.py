@@ -6,6 +6,7 @@ import math
 import numpy as np
 import pytest
 
+from conftest import REPO
 from qa.aliases import AliasLexicon
 from qa.types import Answer, Chunk, Citation, Hit
 from qa.verifier import (DEFAULT_ENGLISH_VERIFIER, DEFAULT_VERIFIER, FEATURES, AnswerVerifier, Concepts, VerifierSet,
@@ -110,6 +111,34 @@ def test_the_pipeline_withdraws_an_answer_below_the_cut_and_keeps_the_passages(b
     off = clone_service(built_service, tmp_path / "off", answer_verifier=False)
     unchecked = off.ask(question)
     assert not unchecked.abstained and "answer_coverage" not in unchecked.verification
+
+
+def test_the_cut_chosen_again_on_product_questions_separates_them_and_is_recorded(built_service, tmp_path):
+    """`qa train-verifier --cut-on FILE`: the cut with the best balanced accuracy on that file's questions (the ones
+    the verifier judges), saved with the cut it replaces; choosing again keeps the original cut as "replaces"."""
+    from conftest import clone_service
+
+    from qa.training.verifier import cut_on_questions
+
+    rows = [json.loads(line) for line in (REPO / "eval" / "dev_questions.jsonl").read_text(encoding="utf-8").splitlines()]
+    picked = [r for r in rows if r["id"] in {"dev-hans-001", "dev-hant-002", "dev-hans-019", "dev-hant-020", "dev-en-001"}]
+    questions = tmp_path / "questions.jsonl"
+    questions.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in picked), encoding="utf-8")
+    path = tmp_path / "verifier.json"
+    path.write_bytes(DEFAULT_VERIFIER.read_bytes())
+    original = AnswerVerifier.load(path).threshold
+    service = clone_service(built_service, tmp_path / "svc")
+    cut = cut_on_questions(path, questions, service)
+    assert (cut["questions"], cut["answerable"], cut["unanswerable"]) == (4, 2, 2)  # the English question is not judged
+    saved = AnswerVerifier.load(path)
+    assert saved.threshold == pytest.approx(cut["threshold"], abs=1e-4) and saved.provenance["cut"] == cut
+    assert cut["replaces"] == pytest.approx(original, abs=1e-4)
+    assert cut["balanced_accuracy"] == pytest.approx(
+        ((1 - cut["refused_answerable"] / 2) + cut["refused_unanswerable"] / 2) / 2, abs=1e-4)
+    assert cut["balanced_accuracy"] >= 0.75  # one founding year and one founder answered, two questions refused
+    assert service.verifier.models[0] == AnswerVerifier.load(DEFAULT_VERIFIER)  # the service's own verifier is back
+    again = cut_on_questions(path, questions, service)
+    assert again["replaces"] == pytest.approx(original, abs=1e-4)
 
 
 def _toy(threshold: float, languages: tuple[str, ...]) -> AnswerVerifier:

@@ -170,14 +170,17 @@ def verifier_note(settings: Settings, readers: Sequence[str]) -> str:
     except (OSError, ValueError):
         return ""
     judged = "; ".join(m.describe() + _trained_on(m) for m in verifier.models)
-    return (f"\n- abstention, neural reader: the answer verifier (qa/verifier.py; each cut calibrated on CMRC 2018 dev "
-            f"paragraphs) abstains on {judged}; other questions keep the evidence-score cut abstain_threshold "
+    return (f"\n- abstention, neural reader: the answer verifier (qa/verifier.py) abstains on {judged}; other "
+            f"questions keep the evidence-score cut abstain_threshold "
             f"{settings.abstain_threshold}, which was calibrated on the seed set (`qa eval --calibrate`)")
 
 
 def _trained_on(model) -> str:
+    """" (trained on cmrc-train, drcd-train; cut chosen on cmrc-dev)": where the model and its cut come from."""
     sets = model.provenance.get("trained_on", {})
-    return f" (trained on {', '.join(sets)})" if sets else ""
+    cut = model.provenance.get("cut", {}).get("set") or model.provenance.get("calibrated_on", {}).get("set")
+    parts = ([f"trained on {', '.join(sets)}"] if sets else []) + ([f"cut chosen on {cut}"] if cut else [])
+    return f" ({'; '.join(parts)})" if parts else ""
 
 
 # ------------------------------------------------------------------ combining benchmark results
