@@ -398,6 +398,9 @@ def test_a_full_fine_tune_lowers_the_loss_and_a_resumed_run_repeats_the_uninterr
     with pytest.raises(RuntimeError, match="another run"):  # a longer recipe is another run unless extended
         fit(ReaderModel.from_bert(bert, 0), items, bank, longer, log_every=1, progress=False, checkpoint=checkpoint,
             resume=True)
+    with pytest.raises(RuntimeError, match="there is none"):  # nothing to extend: refused, not a silent fresh run
+        fit(ReaderModel.from_bert(bert, 0), items, bank, longer, progress=False, checkpoint=tmp_path / "none.ckpt",
+            resume=True, extend=True)
     extended = ReaderModel.from_bert(bert, 0)
     more, done = fit(extended, items, bank, longer, log_every=1, progress=False, checkpoint=checkpoint, resume=True,
                      extend=True)

@@ -221,6 +221,8 @@ def fit(model: ReaderModel, items: list[Item], bank: StateBank, recipe: Recipe, 
         opt, lambda s: min((s + 1) / warmup, max(0.0, (total - s) / max(1, total - warmup))))
     curve, window = [], []
     step, groups, spent = 0, [], 0.0
+    if extend and (checkpoint is None or not Path(checkpoint).exists()):
+        raise RuntimeError(f"--extend continues a run from its checkpoint, and there is none at {checkpoint}")
     if resume and checkpoint is not None and Path(checkpoint).exists():
         state = torch.load(checkpoint, map_location=device, weights_only=False)
         same = state["recipe"] == asdict(recipe) or (extend and {**state["recipe"], "max_steps": recipe.max_steps} == asdict(recipe))

@@ -338,7 +338,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--refit", action="store_true", help="fit again on the examples the last run collected (seconds)")
     ap.add_argument("--cut-on", type=Path, default=None, metavar="QUESTIONS",
                     help="only choose the cut of the verifier at --out again, on this question file over the built-in "
-                         "corpus (the shipped cut: eval/dev_questions.jsonl)")
+                         "corpus (for example eval/dev_questions.jsonl; the shipped cut is CMRC 2018 dev's)")
     args = ap.parse_args(argv)
     out = args.out or (DEFAULT_ENGLISH_VERIFIER if args.language == "en" else DEFAULT_VERIFIER)
     if args.cut_on:
