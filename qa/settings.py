@@ -106,6 +106,10 @@ class Settings:
     # the cited sentence by span_free_margin logits, that sentence is quoted first ("Who founded MiniMax?": the
     # founder's name is in the line after "MiniMax 成立"). span_free_runners_up: the spans tried for that.
     span_free_choice: bool = True
+    # both span rules: a sentence that names none of the question's entities (qa/aliases.py) never overtakes a cited
+    # sentence that names one ("Who founded StepFun?" does not lead with Moonshot's founder; "why did 01.AI give up
+    # pretraining?" not with Character.AI's news). Chosen on the dev set and the DRCD validation part (docs/reader.md)
+    span_keep_entity: bool = True
     span_free_margin: float = 2.0
     span_free_runners_up: int = 20
     # The reader reads in float32, each passage alone: the same scores and spans whatever is read beside it, and the

@@ -72,6 +72,15 @@ class Concepts:
         return [c for c in self.checkable if not any(c & e for e in self.entities)]
 
 
+def names_an_entity(text: str, entities: list[set[str]]) -> bool:
+    """Whether `text` names one of the question's entities (any spelling of its alias group); True when the question
+    names none. `text` is compared normalized, as the entities are."""
+    if not entities:
+        return True
+    folded = normalize(text)
+    return any(any(a in folded for a in e) for e in entities)
+
+
 def question_concepts(question: str, aliases) -> Concepts:
     """Alias groups named in the question are one concept each (so "01.AI" is matched by 零一萬物); the
     remaining content words are one concept each."""
@@ -134,7 +143,7 @@ def evidence_features(question: str, answer: Answer, hits: list[Hit], concepts: 
         "attribute_sentence": _share(concepts.non_entities, first),
         "attribute_passages": _share(concepts.non_entities, passages),
         "quantity_mismatch": float(bool(_QUANTITY.search(normalize(question))) and not _NUMBER.search(first)),
-        "entity_in_sentence": float(not entities or any(any(a in first for a in e) for e in entities)),
+        "entity_in_sentence": float(names_an_entity(first, entities)),
         "checkable": min(len(checkable), 6) / 6.0,
     }
 

@@ -81,11 +81,7 @@ def test_reciprocal_rank_fusion_rewards_agreement():
     assert weighted[0][0] == 1
 
 
-_CHINESE_WHY_MISS = pytest.mark.xfail(strict=True, reason="known miss of issue 20: the verifier refitted on the 5-layer "
-                                      "reader withdraws the Chinese 01.AI why question (tests/test_neural_answers.py)")
-
-
-@pytest.mark.parametrize("question", [ONE_AI_QUESTIONS[0]] + [pytest.param(q, marks=_CHINESE_WHY_MISS) for q in ONE_AI_QUESTIONS[1:]])
+@pytest.mark.parametrize("question", ONE_AI_QUESTIONS)
 def test_01ai_pretraining_question_cites_the_tongyi_passage(built_service, corpus_docs, question):
     answer = built_service.ask(question)
     assert not answer.abstained

@@ -82,6 +82,10 @@ def test_the_shipped_verifier_was_trained_and_calibrated_on_public_data_only():
     # on its calibration split it separates answered from answer-removed questions well above chance
     assert verifier.provenance["calibration"]["balanced_accuracy"] >= 0.75
     assert verifier.languages == ("zh-Hans", "zh-Hant")  # no English question over Chinese text was trained on
+    cut = verifier.provenance.get("cut")
+    if cut is not None:  # a cut chosen again (qa train-verifier --cut-on) was chosen on the dev set, never the test set
+        assert cut["set"] == "dev_questions.jsonl" and cut["threshold"] == pytest.approx(verifier.threshold, abs=1e-4)
+        assert cut["replaces"] != cut["threshold"] and cut["answerable"] + cut["unanswerable"] == cut["questions"]
 
 
 def test_logistic_fit_separates_a_separable_toy_set():
@@ -126,7 +130,9 @@ def test_the_cut_chosen_again_on_product_questions_separates_them_and_is_recorde
     questions.write_text("".join(json.dumps(r, ensure_ascii=False) + "\n" for r in picked), encoding="utf-8")
     path = tmp_path / "verifier.json"
     path.write_bytes(DEFAULT_VERIFIER.read_bytes())
-    original = AnswerVerifier.load(path).threshold
+    shipped = AnswerVerifier.load(path)
+    # the calibrated cut: the threshold, or the one a recorded cut replaced (the shipped cut was chosen on the dev set)
+    original = shipped.provenance.get("cut", {}).get("replaces", shipped.threshold)
     service = clone_service(built_service, tmp_path / "svc")
     cut = cut_on_questions(path, questions, service)
     assert (cut["questions"], cut["answerable"], cut["unanswerable"]) == (4, 2, 2)  # the English question is not judged

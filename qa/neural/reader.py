@@ -181,8 +181,9 @@ class NeuralReader:
             vetoed = self._verify(question, q, answer, hits)
             if vetoed is not None:
                 return vetoed
+        entities = self.sentences.question_concepts(question)[1]
         if self.settings.span_sentence_choice and len(answer.citations) > 1:
-            answer.citations = self._by_span_score(q, answer.citations, hits)
+            answer.citations = self._by_span_score(q, answer.citations, hits, entities)
         first = answer.citations[0]
         hit = _holding(hits, first)
         if hit is not None:
@@ -196,7 +197,6 @@ class NeuralReader:
                 # signals for the answer verifier (qa/verifier.py): how sure the span head is inside the cited
                 # sentence, and how much better a span elsewhere in the passage scores
                 answer.verification = {"span_score": r.span_score, "span_gap": max(0.0, r.free_score - r.span_score)}
-            entities = self.sentences.question_concepts(question)[1]
             span, inside_score = next(((x, score) for x, score in inside
                                        if not _echoes_question(_span_text(hit, x), question, entities)),
                                       inside[0] if inside else (None, None))
@@ -231,6 +231,9 @@ class NeuralReader:
             holder = next((x for x in sentences if x.start <= span[0] and span[1] <= x.end), None)
             if holder is None or _echoes_question(_span_text(hit, span), question, entities):
                 continue
+            if self._loses_entity(first.text, hit.chunk.text[max(holder.start, hit.chunk.start) - hit.chunk.start :
+                                                             holder.end - hit.chunk.start], entities):
+                continue
             if first.start <= span[0] and span[1] <= first.end:
                 return None  # the model's best usable span is in the cited sentence already
             if inside_score is not None and score < inside_score + self.settings.span_free_margin:
@@ -243,10 +246,21 @@ class NeuralReader:
             return moved, score
         return None
 
-    def _by_span_score(self, q: EncodedText, citations: list[Citation], hits: list[Hit]) -> list[Citation]:
+    def _loses_entity(self, cited: str, candidate: str, entities: list[set[str]]) -> bool:
+        """Whether quoting `candidate` before `cited` would drop the entity the question asks about
+        (settings.span_keep_entity): `cited` names one of the question's entities and `candidate` none."""
+        from ..verifier import names_an_entity
+
+        return (self.settings.span_keep_entity and bool(entities) and names_an_entity(cited, entities)
+                and not names_an_entity(candidate, entities))
+
+    def _by_span_score(self, q: EncodedText, citations: list[Citation], hits: list[Hit],
+                       entities: list[set[str]] = ()) -> list[Citation]:
         """The cited sentences reordered so that the one where the model's best span scores highest comes first;
-        the heuristic's first keeps a lead of `span_sentence_margin` logits (chosen on the validation sets)."""
-        located = [(c, h) for c in citations for h in [_holding(hits, c)] if h is not None]
+        the heuristic's first keeps a lead of `span_sentence_margin` logits (chosen on the validation sets), and
+        a sentence that drops the question's entity never overtakes it (`_loses_entity`)."""
+        located = [(c, h) for c in citations for h in [_holding(hits, c)] if h is not None
+                   and (c is citations[0] or not self._loses_entity(citations[0].text, c.text, list(entities)))]
         if len(located) < 2:
             return citations
         readings = read_passages(self.model, q, self._passages([h for _, h in located]),

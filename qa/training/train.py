@@ -37,7 +37,8 @@ DEFAULT_OUT = Path(__file__).resolve().parent.parent / "neural" / "weights" / "r
 
 @dataclass
 class Recipe:
-    """The shipped reader's recipe (qa/neural/weights/MODEL_CARD.md): `qa train` with no options rebuilds it."""
+    """The shipped reader's recipe (qa/neural/weights/MODEL_CARD.md). The shipped weights are this run stopped at step
+    715 and extended to one epoch: `qa train --stop-after 715`, then `qa train --max-steps 2796 --extend`."""
     lower_layers: int = 7
     seed: int = 13
     batch_size: int = 16
@@ -46,7 +47,7 @@ class Recipe:
     weight_decay: float = 0.01
     warmup_share: float = 0.06
     epochs: float = 1.0
-    max_steps: int = 1600  # 0: as many as the epochs give (2,796 steps: eval/candidates/); 1,600 of 16 took 8,016 s here
+    max_steps: int = 1600  # 0: as many as the epochs give (2,796 of 16, the shipped length, reached with --extend)
     negatives_zh: float = 1.0  # hard negatives per Chinese question
     negatives_en: float = 0.3
     next_negatives: float = 0.0  # per question, chunks of the next paragraph in the set (often the same article)
