@@ -65,7 +65,8 @@ def write_model_card(path: Path, report: dict, weights: Path) -> None:
     lines += ["", f"## Time (device: {report.get('device', 'cpu')}; this machine: 2 CPU cores, no GPU)", "",
               f"- caching lower-layer states: {report['caching_seconds']:.0f} s (reused from disk on a rerun)",
               f"- training: {report['training_seconds']:.0f} s for {report['steps']} steps of {r['batch_size']} "
-              f"({report['train_items']:,} items)", f"- total including validation: {report['total_seconds']:.0f} s", "",
+              f"({report['train_items']:,} items)", f"- this process (the last of a resumed or extended run), caching and validation included: "
+              f"{report['total_seconds']:.0f} s", "",
               "## Validation (held out; the threshold is calibrated here)", "",
               "| set | questions | closed F1 | closed EM | threshold | decision accuracy | refusal precision | refusal recall "
               "| removed AUC | same-paragraph AUC | same-article AUC | other-article AUC | sentence-removed AUC "
