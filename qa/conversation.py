@@ -49,16 +49,51 @@ def _without_names(folded: str, question: str, aliases: AliasLexicon | None) -> 
 
 
 def rewrite_query(question: str, previous_questions: list[str], aliases: AliasLexicon) -> str:
-    """The question itself, or for a follow-up, the last question adapted to it."""
+    """The question itself, or for a follow-up, the last question adapted to it.
+
+    A follow-up that only names a new entity ("and Baichuan?", "那百川呢？") becomes the last question with its
+    entity swapped ("why did Baichuan give up pretraining?"), so the query reads like a question and its cue
+    words (那, 呢, and) do not dilute retrieval or the verifier's coverage. One that asks more ("百川的融资情况呢？")
+    is appended to the last question without its entities.
+    """
     if not previous_questions or not is_follow_up(question, aliases):
         return question
     previous = previous_questions[-1]
     new_entities = aliases.groups_in(question, entities_only=True)
     if not new_entities:
         return f"{previous} {question}"
+    old_entities = [g for g in aliases.groups_in(previous, entities_only=True) if g not in new_entities]
+    if old_entities and _only_names(question, aliases):
+        return _swap_entities(previous, old_entities, _name_as_written(question, new_entities))
     context = previous
-    for group in aliases.groups_in(previous, entities_only=True):
-        if group not in new_entities:
-            for name in sorted(group, key=len, reverse=True):
-                context = re.sub(re.escape(name), " ", context, flags=re.I)
+    for group in old_entities:
+        for name in sorted(group, key=len, reverse=True):
+            context = re.sub(re.escape(name), " ", context, flags=re.I)
     return f"{' '.join(context.split())} {question}"
+
+
+def _only_names(question: str, aliases: AliasLexicon) -> bool:
+    """The follow-up says nothing but entity names and follow-up cues."""
+    folded = normalize(question)
+    folded = _FOLLOW_UP_END.sub(" ", _FOLLOW_UP_START.sub(" ", folded))
+    return not _without_names(folded, question, aliases)
+
+
+def _name_as_written(question: str, groups: list[tuple[str, ...]]) -> str:
+    """The new entities' names as the follow-up writes them ("百川", not "Baichuan AI")."""
+    folded = normalize(question)
+    names = []
+    for group in groups:
+        present = [n for n in group if normalize(n) and normalize(n) in folded]
+        names.append(max(present, key=len) if present else group[0])
+    return " ".join(names)
+
+
+def _swap_entities(previous: str, old_entities: list[tuple[str, ...]], new_name: str) -> str:
+    """The previous question with its first old entity replaced by the new name and any other old one removed."""
+    names = sorted((n for g in old_entities for n in g), key=len, reverse=True)
+    pattern = re.compile("|".join(rf"(?<![a-z0-9]){re.escape(n)}(?![a-z0-9])" if n.isascii() else re.escape(n)
+                                  for n in names), re.I)  # whole words for Latin names: "Yi" is not in "yield"
+    first = pattern.search(previous)
+    swapped = previous[: first.start()] + new_name + pattern.sub(" ", previous[first.end():])
+    return " ".join(swapped.split())

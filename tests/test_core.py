@@ -116,6 +116,29 @@ def test_follow_up_question_uses_the_conversation(built_service):
     assert any("百川" in c.text for c in answer.citations)
 
 
+@pytest.mark.parametrize("previous, follow_up, standalone", [
+    ("why did 01.AI give up pretraining?", "and Baichuan?", "why did Baichuan give up pretraining?"),
+    ("零一萬物為什麼放棄預訓練？", "那百川呢？", "百川為什麼放棄預訓練？"),
+    ("阶跃星辰的创始人是谁？", "那MiniMax呢？", "MiniMax的创始人是谁？"),
+    ("How did Yi models yield returns?", "and Baichuan?", "How did Baichuan models yield returns?"),
+])
+def test_a_follow_up_naming_only_an_entity_swaps_it_into_the_last_question(built_service, previous, follow_up,
+                                                                         standalone):
+    # Latin names match as whole words: "Yi" is swapped, "yield" is left alone
+    assert built_service.retrieval_query(follow_up, [previous]) == standalone
+
+
+def test_a_follow_up_asking_more_keeps_its_own_words(built_service):
+    query = built_service.retrieval_query("百川智能的融资情况呢？", ["why did 01.AI give up pretraining?"])
+    assert query == "why did give up pretraining? 百川智能的融资情况呢？"
+
+
+def test_the_chinese_follow_up_of_the_readme_is_answered_from_baichuan(built_service):
+    answer = built_service.ask("那百川呢？", history=["零一萬物為什麼放棄預訓練？"])
+    assert not answer.abstained
+    assert "百川" in answer.citations[0].text
+
+
 @pytest.mark.parametrize("question, follows", [
     ("百川呢？", True),  # short remainder beside an ending cue
     ("那百川智能怎么样？", True),  # leading cue
