@@ -167,7 +167,7 @@ def closed_f1(model, lower, rs, encoded) -> list[float]:
     return f1
 
 
-SHIPPED_CMRC_DEV_F1 = 71.5  # measured with the shipped weights on this sample (float32 model, closed), 2026-12-07 (lower_layers 7, 1,600 steps)
+SHIPPED_CMRC_DEV_F1 = 77.4  # measured with the shipped weights on this sample (float32 model, closed), 2026-12-07 (lower_layers 7, one epoch: 2,796 steps; int8 states on an AMX CPU: 78.6)
 
 
 def test_shipped_weights_reach_their_stated_f1_on_a_fixed_cmrc_dev_sample(embedder):
