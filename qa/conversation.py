@@ -84,7 +84,7 @@ def _name_as_written(question: str, groups: list[tuple[str, ...]]) -> str:
     folded = normalize(question)
     names = []
     for group in groups:
-        present = [n for n in group if normalize(n) and normalize(n) in folded]
+        present = [n for n in group if (key := normalize(n)) and key in folded]
         names.append(max(present, key=len) if present else group[0])
     return " ".join(names)
 

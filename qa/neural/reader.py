@@ -16,6 +16,7 @@ from ..messages import abstention_text, display, possibly_related_message
 from ..settings import Settings
 from ..text import fold_script, normalize
 from ..types import Answer, Citation, Hit
+from ..verifier import names_an_entity
 from .encoder import EncodedText, LowerEncoder
 from .model import ReaderModel
 from .reading import read_passages
@@ -231,16 +232,15 @@ class NeuralReader:
             holder = next((x for x in sentences if x.start <= span[0] and span[1] <= x.end), None)
             if holder is None or _echoes_question(_span_text(hit, span), question, entities):
                 continue
-            if self._loses_entity(first.text, hit.chunk.text[max(holder.start, hit.chunk.start) - hit.chunk.start :
-                                                             holder.end - hit.chunk.start], entities):
+            start, end = max(holder.start, hit.chunk.start), min(holder.end, hit.chunk.end)
+            if self._loses_entity(first.text, _span_text(hit, (start, end)), entities):
                 continue
             if first.start <= span[0] and span[1] <= first.end:
                 return None  # the model's best usable span is in the cited sentence already
             if inside_score is not None and score < inside_score + self.settings.span_free_margin:
                 return None
-            start, end = max(holder.start, hit.chunk.start), min(holder.end, hit.chunk.end)
-            moved = Citation(doc=hit.chunk.doc_id, start=start, end=end,
-                             text=hit.chunk.text[start - hit.chunk.start : end - hit.chunk.start], score=first.score,
+            moved = Citation(doc=hit.chunk.doc_id, start=start, end=end, text=_span_text(hit, (start, end)),
+                             score=first.score,
                              title=titles(hit.chunk.doc_id) if titles else "", chunk_id=hit.chunk.chunk_id,
                              span_start=span[0], span_end=span[1])
             return moved, score
@@ -249,18 +249,16 @@ class NeuralReader:
     def _loses_entity(self, cited: str, candidate: str, entities: list[set[str]]) -> bool:
         """Whether quoting `candidate` before `cited` would drop the entity the question asks about
         (settings.span_keep_entity): `cited` names one of the question's entities and `candidate` none."""
-        from ..verifier import names_an_entity
-
-        return (self.settings.span_keep_entity and bool(entities) and names_an_entity(cited, entities)
-                and not names_an_entity(candidate, entities))
+        return (self.settings.span_keep_entity and names_an_entity(cited, entities)
+                and not names_an_entity(candidate, entities))  # True for both when the question names none
 
     def _by_span_score(self, q: EncodedText, citations: list[Citation], hits: list[Hit],
-                       entities: list[set[str]] = ()) -> list[Citation]:
+                       entities: list[set[str]]) -> list[Citation]:
         """The cited sentences reordered so that the one where the model's best span scores highest comes first;
         the heuristic's first keeps a lead of `span_sentence_margin` logits (chosen on the validation sets), and
         a sentence that drops the question's entity never overtakes it (`_loses_entity`)."""
         located = [(c, h) for c in citations for h in [_holding(hits, c)] if h is not None
-                   and (c is citations[0] or not self._loses_entity(citations[0].text, c.text, list(entities)))]
+                   and (c is citations[0] or not self._loses_entity(citations[0].text, c.text, entities))]
         if len(located) < 2:
             return citations
         readings = read_passages(self.model, q, self._passages([h for _, h in located]),
